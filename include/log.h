@@ -32,7 +32,7 @@ void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF_LIKE(2, 3);
 /* Logs and exits(1). */
 _Noreturn void die(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
-#define log_enabled(lvl) ((lvl) <= LOG_LVL_LOG + log_verbose)
+#define log_enabled(lvl) ((int)(lvl) <= (int)LOG_LVL_LOG + log_verbose)
 #define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LVL_WARNING, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_LVL_LOG, __VA_ARGS__)
