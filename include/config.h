@@ -1,0 +1,222 @@
+/*
+ * The configuration: one immutable struct behind one pointer. Loading
+ * builds a complete new struct from pgbouncer.ini (and its %includes);
+ * RELOAD swaps the pointer only if the whole file loaded, so a broken file
+ * never leaves a half-applied configuration behind.
+ *
+ * Every PgBouncer 1.25 setting name is known to the settings table in
+ * config.c. Implemented settings have a field here; the rest are accepted
+ * with one warning naming them.
+ */
+#ifndef PGSIEVE_CONFIG_H
+#define PGSIEVE_CONFIG_H
+
+#include <stdbool.h>
+#include "util.h"
+
+enum pool_mode {
+	POOL_MODE_UNSET = -1, /* a [databases]/[users] entry that inherits */
+	POOL_MODE_SESSION = 0,
+	POOL_MODE_TRANSACTION,
+	POOL_MODE_STATEMENT,
+};
+
+enum auth_type {
+	AUTH_TYPE_UNSET = -1,
+	AUTH_TYPE_TRUST = 0,
+	AUTH_TYPE_ANY,
+	AUTH_TYPE_PLAIN, /* "password": cleartext exchange */
+	AUTH_TYPE_MD5,
+	AUTH_TYPE_SCRAM_SHA_256,
+	AUTH_TYPE_CERT,
+	AUTH_TYPE_HBA,
+	AUTH_TYPE_PEER,
+	AUTH_TYPE_REJECT, /* only as an hba method */
+};
+
+/* One [databases] line. Unset numbers are -1 and inherit the global value. */
+struct db_config {
+	char *name;     /* the name clients connect to; "*" is the fallback */
+	char *host;     /* NULL = unix socket in the default dir; "/dir" = socket dir */
+	int port;       /* default 5432 */
+	char *dbname;   /* server-side name; NULL = same as name */
+	char *user;     /* forced server user, or NULL */
+	char *password; /* for the forced user, or NULL */
+	char *auth_user;
+	char *auth_query; /* per-database override, or NULL */
+	char *auth_dbname;
+	int pool_size;
+	int min_pool_size;
+	int reserve_pool;
+	enum pool_mode pool_mode;
+	int max_db_connections;
+	char *connect_query;
+	char *client_encoding;
+	char *datestyle;
+	char *timezone;
+	char *application_name;
+	struct db_config *next;
+};
+
+/*
+ * A [pgbouncer] setting that pgsieve accepts but does not implement yet,
+ * kept as written so SHOW CONFIG shows what the file says.
+ */
+struct config_unimplemented {
+	char *name;
+	char *value;
+	struct config_unimplemented *next;
+};
+
+/* One [users] line. */
+struct user_config {
+	char *name;
+	enum pool_mode pool_mode; /* POOL_MODE_UNSET = inherit */
+	int max_user_connections; /* -1 = inherit */
+	struct user_config *next;
+};
+
+struct config {
+	char *config_file; /* absolute path of the main file, for RELOAD */
+
+	/* process */
+	char *logfile;
+	char *pidfile;
+	char *user; /* -u / user=: drop privileges to this user */
+	bool syslog;
+	char *syslog_ident;
+	char *syslog_facility;
+	int verbose;
+	bool log_connections;
+	bool log_disconnections;
+	bool log_pooler_errors;
+	bool log_stats;
+	usec_t stats_period;
+
+	/* listeners */
+	char *listen_addr; /* comma-separated; "*" = all; NULL/"" = none */
+	int listen_port;
+	int listen_backlog;
+	char *unix_socket_dir; /* "" = no unix socket */
+	int unix_socket_mode;
+	char *unix_socket_group;
+	bool so_reuseport;
+
+	/* authentication */
+	enum auth_type auth_type;
+	char *auth_file;
+	char *auth_hba_file;
+	char *auth_ident_file;
+	char *auth_query;
+	char *auth_user;
+	char *auth_dbname;
+	char *admin_users; /* comma-separated */
+	char *stats_users;
+
+	/* pooling */
+	enum pool_mode pool_mode;
+	int max_client_conn;
+	int default_pool_size;
+	int min_pool_size;
+	int reserve_pool_size;
+	usec_t reserve_pool_timeout;
+	int max_db_connections;
+	int max_user_connections;
+	bool server_round_robin;
+	char *ignore_startup_parameters; /* comma-separated */
+	char *track_extra_parameters;
+	bool application_name_add_host;
+	bool disable_pqexec;
+	int max_prepared_statements;
+
+	/* server connections */
+	char *server_reset_query;
+	bool server_reset_query_always;
+	char *server_check_query; /* NULL = no check; "" = empty query ("<empty>" in the file) */
+	usec_t server_check_delay;
+	bool server_fast_close;
+	usec_t server_lifetime;
+	usec_t server_idle_timeout;
+	usec_t server_connect_timeout;
+	usec_t server_login_retry;
+
+	/* client timeouts */
+	usec_t query_timeout;
+	usec_t query_wait_timeout;
+	usec_t cancel_wait_timeout;
+	usec_t client_idle_timeout;
+	usec_t client_login_timeout;
+	usec_t idle_transaction_timeout;
+	usec_t transaction_timeout;
+	usec_t autodb_idle_timeout;
+	usec_t suspend_timeout;
+	usec_t shutdown_wait_timeout; /* not in PgBouncer; 0 = wait forever */
+
+	/* low-level network */
+	int pkt_buf;
+	int max_packet_size;
+	int sbuf_loopcnt;
+	int tcp_defer_accept;
+	int tcp_socket_buffer;
+	int tcp_keepalive;
+	int tcp_keepcnt;
+	int tcp_keepidle;
+	int tcp_keepintvl;
+	int tcp_user_timeout;
+
+	/* DNS */
+	usec_t dns_max_ttl;
+	usec_t dns_nxdomain_ttl;
+	usec_t dns_zone_check_period;
+	char *resolv_conf;
+
+	struct db_config *databases; /* in file order */
+	struct user_config *users;
+	struct config_unimplemented *unimplemented; /* one entry per name, last value wins */
+};
+
+/* The configuration in force. Replaced whole on RELOAD. */
+extern struct config *cf;
+
+/*
+ * Reads path (and its %includes) into a new config. On failure returns
+ * NULL and sets *err to a malloc'd message naming the file, line and key.
+ * Warnings (settings accepted but not implemented, one line each) go to
+ * the log through log_warning().
+ */
+struct config *config_load(const char *path, char **err) MUST_CHECK;
+void config_free(struct config *c);
+
+/* Lookups over a loaded config; NULL when absent. */
+const struct db_config *config_find_db(const struct config *c, const char *name);
+const struct user_config *config_find_user(const struct config *c, const char *name);
+
+/* True if name appears in a comma-separated list (admin_users etc.). */
+bool config_list_contains(const char *list, const char *name);
+
+/* Effective values: a database or user entry overrides the global one. */
+enum pool_mode config_pool_mode(const struct config *c, const struct db_config *db,
+                                const struct user_config *u);
+int config_pool_size(const struct config *c, const struct db_config *db);
+
+const char *config_pool_mode_name(enum pool_mode m);
+const char *config_auth_type_name(enum auth_type t);
+
+/*
+ * Value of a setting as SHOW CONFIG prints it, by name; NULL if unknown.
+ * Writes into buf (at least 256 bytes) for numeric values.
+ */
+const char *config_show_value(const struct config *c, const char *name, char *buf, size_t len);
+
+/* One row of the settings table, for SHOW CONFIG and for RELOAD checks. */
+struct config_setting_info {
+	const char *name;
+	const char *default_value; /* as PgBouncer documents it */
+	bool reloadable;           /* false: a change takes effect only at restart */
+	bool implemented;          /* false: accepted with a warning, no effect */
+};
+
+/* Fills *info for the i-th setting, in alphabetical order; false past the end. */
+bool config_setting_at(size_t i, struct config_setting_info *info);
+
+#endif
