@@ -14,7 +14,10 @@ struct list_node {
 };
 
 /* A list head is a node that points at itself when empty. */
-#define LIST_INIT(name) {&(name), &(name)}
+#define LIST_INIT(name)                                                                            \
+	{                                                                                          \
+		&(name), &(name)                                                                   \
+	}
 
 static inline void list_init(struct list_node *head)
 {
@@ -80,6 +83,7 @@ static inline size_t list_count(const struct list_node *head)
 #define list_for_each(it, head) for ((it) = (head)->next; (it) != (head); (it) = (it)->next)
 /* Safe against removal of the current node. */
 #define list_for_each_safe(it, tmp, head)                                                          \
-	for ((it) = (head)->next, (tmp) = (it)->next; (it) != (head); (it) = (tmp), (tmp) = (it)->next)
+	for ((it) = (head)->next, (tmp) = (it)->next; (it) != (head);                              \
+	     (it) = (tmp), (tmp) = (it)->next)
 
 #endif

@@ -25,7 +25,7 @@ extern bool log_quiet;
 
 /* Opens (or reopens, for rotation) the log file and syslog. */
 bool log_setup(const char *logfile, bool use_syslog, const char *ident, const char *facility,
-	       char **err) MUST_CHECK;
+               char **err) MUST_CHECK;
 void log_close(void);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF_LIKE(2, 3);
@@ -33,9 +33,9 @@ void log_msg(enum log_level lvl, const char *fmt, ...) PRINTF_LIKE(2, 3);
 _Noreturn void die(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 #define log_enabled(lvl) ((int)(lvl) <= (int)LOG_LVL_LOG + log_verbose)
-#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_error(...)   log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LVL_WARNING, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LVL_LOG, __VA_ARGS__)
+#define log_info(...)    log_msg(LOG_LVL_LOG, __VA_ARGS__)
 #define log_debug(...)                                                                             \
 	do {                                                                                       \
 		if (log_enabled(LOG_LVL_DEBUG))                                                    \

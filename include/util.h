@@ -9,10 +9,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
-#define MUST_CHECK __attribute__((warn_unused_result))
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MUST_CHECK                     __attribute__((warn_unused_result))
+#define PRINTF_LIKE(f, a)              __attribute__((format(printf, f, a)))
+#define ARRAY_SIZE(a)                  (sizeof(a) / sizeof((a)[0]))
 #define container_of(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
 
 /* Microseconds; durations in the configuration are kept in this unit. */

@@ -24,27 +24,27 @@ static int log_fd = -1;
 static bool log_syslog;
 
 static const char *const level_names[] = {
-	[LOG_LVL_FATAL] = "FATAL",   [LOG_LVL_ERROR] = "ERROR", [LOG_LVL_WARNING] = "WARNING",
-	[LOG_LVL_LOG] = "LOG",       [LOG_LVL_DEBUG] = "DEBUG", [LOG_LVL_NOISE] = "NOISE",
+    [LOG_LVL_FATAL] = "FATAL", [LOG_LVL_ERROR] = "ERROR", [LOG_LVL_WARNING] = "WARNING",
+    [LOG_LVL_LOG] = "LOG",     [LOG_LVL_DEBUG] = "DEBUG", [LOG_LVL_NOISE] = "NOISE",
 };
 
 static const int syslog_levels[] = {
-	[LOG_LVL_FATAL] = LOG_CRIT,    [LOG_LVL_ERROR] = LOG_ERR,  [LOG_LVL_WARNING] = LOG_WARNING,
-	[LOG_LVL_LOG] = LOG_INFO,      [LOG_LVL_DEBUG] = LOG_DEBUG, [LOG_LVL_NOISE] = LOG_DEBUG,
+    [LOG_LVL_FATAL] = LOG_CRIT, [LOG_LVL_ERROR] = LOG_ERR,   [LOG_LVL_WARNING] = LOG_WARNING,
+    [LOG_LVL_LOG] = LOG_INFO,   [LOG_LVL_DEBUG] = LOG_DEBUG, [LOG_LVL_NOISE] = LOG_DEBUG,
 };
 
 static const struct {
 	const char *name;
 	int value;
 } facilities[] = {
-	{"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"daemon", LOG_DAEMON},
-	{"user", LOG_USER},     {"local0", LOG_LOCAL0},     {"local1", LOG_LOCAL1},
-	{"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},     {"local4", LOG_LOCAL4},
-	{"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},     {"local7", LOG_LOCAL7},
+    {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"daemon", LOG_DAEMON},
+    {"user", LOG_USER},     {"local0", LOG_LOCAL0},     {"local1", LOG_LOCAL1},
+    {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},     {"local4", LOG_LOCAL4},
+    {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},     {"local7", LOG_LOCAL7},
 };
 
 bool log_setup(const char *logfile, bool use_syslog, const char *ident, const char *facility,
-	       char **err)
+               char **err)
 {
 	int fd = -1;
 	if (logfile && *logfile) {
@@ -94,7 +94,7 @@ static void log_write(enum log_level lvl, const char *fmt, va_list ap)
 	char stamp[32];
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
 	int n = snprintf(line, sizeof(line), "%s.%03d UTC [%d] %s %s\n", stamp,
-			 (int)(now % USEC_PER_SEC / 1000), (int)getpid(), level_names[lvl], msg);
+	                 (int)(now % USEC_PER_SEC / 1000), (int)getpid(), level_names[lvl], msg);
 	if (n < 0)
 		return;
 	size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;

@@ -1,0 +1,94 @@
+/*
+ * Client connections: the startup phase, authentication, and the
+ * client-to-server half of the data path. Every message a client sends
+ * passes client_handle_message(), the one place where later phases
+ * (policy, rewriting, holds) hook in; today it forwards.
+ */
+#ifndef PGSIEVE_CLIENT_H
+#define PGSIEVE_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "list.h"
+#include "sbuf.h"
+#include "varcache.h"
+
+struct pool;
+struct server;
+struct auth_state;
+
+enum client_state {
+	CL_LOGIN,   /* startup and authentication */
+	CL_WELCOME, /* authenticated; waiting for the pool's first server parameters */
+	CL_IDLE,    /* logged in, no server needed right now */
+	CL_WAITING, /* needs a server, queued on the pool */
+	CL_ACTIVE,  /* linked to a server */
+	CL_CLOSED,
+};
+
+struct client {
+	struct list_node node;     /* on a pool list, or the login list */
+	struct list_node all_node; /* in all_clients (cancel lookup) */
+	struct sbuf sb;
+	enum client_state state;
+	uint64_t id;
+	struct pool *pool;
+	struct server *server;
+
+	char *user;
+	char *dbname;
+	struct varcache vars; /* what the client set */
+	struct auth_state *auth;
+	bool admin; /* reserved for the admin console */
+
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char addr_str[64];
+	int port;
+
+	uint32_t cancel_pid;
+	uint32_t cancel_key;
+
+	usec_t connect_time;
+	usec_t request_time; /* waiting: since when; active: current query start */
+	usec_t last_activity;
+	usec_t xact_start;
+	bool counted_user;          /* holds a slot in pool_user client_count */
+	struct server *auth_server; /* running our auth_query */
+};
+
+extern struct list_node all_clients;
+/* Clients in the startup or authentication phase. */
+extern struct list_node login_clients;
+extern int client_count;
+
+/* A new socket from a listener. */
+void client_accept(int fd, const struct sockaddr *sa, socklen_t len, bool is_unix);
+
+/* The pool linked a server: the client's pending input can flow. */
+void client_linked(struct client *client);
+/* The pool's welcome parameters are known: finish the login. */
+void client_welcome(struct client *client);
+
+/* Sends an ErrorResponse (FATAL) and closes the connection. */
+void client_fail(struct client *client, const char *sqlstate, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+/* Frees clients closed since the last loop turn. */
+void client_reap(void);
+/* Closes without a message. */
+void client_close(struct client *client, const char *reason);
+
+/* Auth exchange finished successfully (called by auth.c). */
+void client_auth_done(struct client *client);
+
+/* Server output to this client hit the limit / drained: back-pressure. */
+void client_resume_reading(struct client *client);
+
+/* Identity prefix for log lines: "C-<id>: db/user@addr:port". */
+const char *client_tag(const struct client *client);
+
+#define cl_log(lvl, c, fmt, ...) log_msg(lvl, "%s " fmt, client_tag(c), ##__VA_ARGS__)
+
+#endif

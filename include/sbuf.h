@@ -1,0 +1,95 @@
+/*
+ * Buffered non-blocking sockets. An sbuf owns a socket, an input and an
+ * output evbuffer and two libevent events. It never interprets bytes: the
+ * owner (client or server) is called back with an event and walks the
+ * input itself, message by message, moving what it forwards into the
+ * peer's output without copying whole buffer chains.
+ *
+ * Writes are attempted at once; only what the kernel does not take waits
+ * for the socket to become writable. The owner applies back-pressure by
+ * pausing reads while the peer's output is over SBUF_OUT_HIGH, and gets
+ * SBUF_EV_DRAINED when it falls back under.
+ *
+ * A write error is not reported from inside sbuf_flush() (the caller may
+ * be in the middle of handling the peer); it is delivered as SBUF_EV_EOF
+ * from the loop.
+ */
+#ifndef PGSIEVE_SBUF_H
+#define PGSIEVE_SBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "util.h"
+
+/* Output above this pauses whoever feeds it. */
+#define SBUF_OUT_HIGH (256 * 1024)
+
+enum sbuf_event {
+	SBUF_EV_READ,           /* new bytes in sb->in */
+	SBUF_EV_EOF,            /* peer closed, or a read or write failed */
+	SBUF_EV_CONNECTED,      /* sbuf_connect() finished */
+	SBUF_EV_CONNECT_FAILED, /* sb->error has errno */
+	SBUF_EV_DRAINED,        /* output fell under SBUF_OUT_HIGH after being over it */
+};
+
+struct sbuf;
+typedef void (*sbuf_callback)(struct sbuf *sb, enum sbuf_event ev, void *arg);
+
+struct sbuf {
+	int fd;
+	struct event ev_read;
+	struct event ev_write;
+	struct evbuffer *in;
+	struct evbuffer *out;
+	sbuf_callback cb;
+	void *arg;
+	int error;         /* errno of the last failure */
+	bool reading;      /* ev_read is armed */
+	bool want_read;    /* the owner wants input (not paused) */
+	bool connecting;   /* a non-blocking connect is in flight */
+	bool failed;       /* EOF or error seen; only close is left */
+	bool notify_drain; /* someone was paused on our output */
+	bool is_unix;
+	/* Bytes of the current message still to be moved to the peer (streaming). */
+	size_t pkt_remaining;
+};
+
+/* Set up once for the process: the loop and the read size. */
+void sbuf_setup(struct event_base *base, int pkt_buf);
+
+void sbuf_init(struct sbuf *sb, sbuf_callback cb, void *arg);
+/* Adopts an accepted socket and starts reading. */
+bool sbuf_accept(struct sbuf *sb, int fd, bool is_unix) MUST_CHECK;
+/* Starts a non-blocking connect; the result comes as an event. */
+bool sbuf_connect(struct sbuf *sb, const struct sockaddr *sa, socklen_t len) MUST_CHECK;
+/* Closes the socket and frees the buffers; the sbuf may be initialized again. */
+void sbuf_close(struct sbuf *sb);
+
+void sbuf_pause(struct sbuf *sb);
+void sbuf_resume(struct sbuf *sb);
+
+/* Tries to write out; false if the socket failed (an EOF event follows). */
+bool sbuf_flush(struct sbuf *sb);
+/* Appends bytes to the output and flushes. */
+bool sbuf_send(struct sbuf *sb, const void *data, size_t len);
+
+static inline size_t sbuf_out_len(const struct sbuf *sb)
+{
+	return evbuffer_get_length(sb->out);
+}
+
+static inline bool sbuf_is_open(const struct sbuf *sb)
+{
+	return sb->fd >= 0;
+}
+
+/* Applies TCP options from the configuration (nodelay, keepalive, buffers). */
+void sbuf_tune_tcp(int fd);
+
+#endif

@@ -1,0 +1,99 @@
+/*
+ * Server connections: connect, log in, and the server-to-client half of
+ * the data path. The pooler also runs its own short queries on a server
+ * (connect_query, server_check_query, server_reset_query, SET for tracked
+ * parameters); their results never reach a client.
+ */
+#ifndef PGSIEVE_SERVER_H
+#define PGSIEVE_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "list.h"
+#include "sbuf.h"
+#include "varcache.h"
+
+struct pool;
+struct client;
+struct scram_client;
+struct param_list;
+struct dns_request;
+
+enum server_state {
+	SV_CONNECTING,
+	SV_LOGIN,
+	SV_IDLE,
+	SV_ACTIVE,
+	SV_USED, /* running an internal query (reset, check) */
+	SV_CLOSED,
+};
+
+/* Why an internal query runs, i.e. what happens at its ReadyForQuery. */
+enum server_task {
+	TASK_NONE,
+	TASK_CONNECT_QUERY,
+	TASK_CHECK,
+	TASK_RESET,
+	TASK_SET_VARS,   /* then link to the client */
+	TASK_AUTH_QUERY, /* auth_query for a logging-in client */
+};
+
+struct server {
+	struct list_node node;
+	struct sbuf sb;
+	enum server_state state;
+	enum server_task task;
+	uint64_t id;
+	struct pool *pool;
+	struct client *client;
+
+	uint32_t backend_pid;
+	uint32_t backend_key;
+	struct varcache vars; /* the server's current values */
+
+	int expect_ready;     /* ReadyForQuery messages still to come */
+	char tx_status;       /* from the last ReadyForQuery */
+	bool task_failed;     /* the internal query returned an error */
+	bool release_pending; /* release at the end of this read */
+	bool dirty;           /* state unknown: close instead of reusing */
+	bool counted;         /* holds a slot in db/user server counts */
+
+	struct scram_client *scram;
+	struct param_list *login_params; /* ParameterStatus seen during login */
+	struct dns_request *dns;
+	struct client *auth_client; /* TASK_AUTH_QUERY: whom the answer is for */
+	char *auth_secret;          /* TASK_AUTH_QUERY: the password column */
+	bool auth_found;
+	struct sockaddr_storage addr; /* where we connected, for cancel requests */
+	socklen_t addr_len;
+
+	usec_t connect_time;
+	usec_t idle_since;
+	usec_t request_time; /* when the client's current query began */
+	usec_t link_time;
+	usec_t ready_time; /* last ReadyForQuery */
+};
+
+/* Opens a new server connection for the pool (async). */
+void server_launch(struct pool *pool);
+/* Frees servers closed since the last loop turn. */
+void server_reap(void);
+
+/* Runs an internal query on an idle server; pool_server_ready() follows. */
+void server_run_task(struct server *server, enum server_task task, const char *sql);
+
+void server_close(struct server *server, const char *reason);
+
+/* Runs auth_query for a logging-in client; auth_query_result() follows. */
+void server_run_auth_query(struct server *server, struct client *client);
+
+/* Sends a CancelRequest for this server's backend on a new connection. */
+void server_send_cancel(struct server *server);
+
+const char *server_tag(const struct server *server);
+
+#define sv_log(lvl, s, fmt, ...) log_msg(lvl, "%s " fmt, server_tag(s), ##__VA_ARGS__)
+
+#endif

@@ -1,0 +1,427 @@
+/*
+ * Client authentication.
+ *
+ * The secret for a user comes from auth_file, or, when the user is not
+ * there and an auth_user is configured, from auth_query run on a pooled
+ * connection of auth_user. An unknown user still goes through the whole
+ * exchange and fails with the same message as a wrong password, so that
+ * probing cannot tell the two apart.
+ *
+ * What a successful login proves is kept on the user object for server
+ * logins: the cleartext password (password auth) or the client's SCRAM
+ * keys (pass-through, when the stored secret is the server's).
+ */
+#include "auth.h"
+#include "authfile.h"
+#include "client.h"
+#include "config.h"
+#include "hba.h"
+#include "log.h"
+#include "md5.h"
+#include "pool.h"
+#include "proto.h"
+#include "scram.h"
+#include "server.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum auth_step {
+	STEP_NONE,
+	STEP_QUERY,         /* waiting for auth_query */
+	STEP_CLEARTEXT,     /* sent AuthenticationCleartextPassword */
+	STEP_MD5,           /* sent AuthenticationMD5Password */
+	STEP_SCRAM_INITIAL, /* sent AuthenticationSASL */
+	STEP_SCRAM_FINAL,   /* sent AuthenticationSASLContinue */
+};
+
+struct auth_state {
+	enum auth_step step;
+	enum auth_type method;
+	char *secret; /* NULL: unknown user */
+	uint8_t salt[4];
+	struct scram_server scram;
+};
+
+static struct authfile *auth_file;
+static struct hba *hba_rules;
+
+bool auth_load_files(char **err)
+{
+	struct authfile *af = NULL;
+	struct hba *hba = NULL;
+	if (cf->auth_file && *cf->auth_file) {
+		af = authfile_load(cf->auth_file, err);
+		if (!af)
+			return false;
+	}
+	if (cf->auth_type == AUTH_TYPE_HBA) {
+		if (!cf->auth_hba_file || !*cf->auth_hba_file) {
+			*err = xstrdup("auth_type = hba needs auth_hba_file");
+			authfile_free(af);
+			return false;
+		}
+		hba = hba_load(cf->auth_hba_file, err);
+		if (!hba) {
+			authfile_free(af);
+			return false;
+		}
+	}
+	auth_free_files();
+	auth_file = af;
+	hba_rules = hba;
+	return true;
+}
+
+void auth_free_files(void)
+{
+	if (auth_file)
+		authfile_free(auth_file);
+	if (hba_rules)
+		hba_free(hba_rules);
+	auth_file = NULL;
+	hba_rules = NULL;
+}
+
+void auth_free(struct client *c)
+{
+	struct auth_state *a = c->auth;
+	if (!a)
+		return;
+	scram_server_reset(&a->scram);
+	if (a->secret) {
+		OPENSSL_cleanse(a->secret, strlen(a->secret));
+		free(a->secret);
+	}
+	free(a);
+	c->auth = NULL;
+}
+
+static void send_auth(struct client *c, uint32_t code, const void *extra, size_t n)
+{
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_auth(&pb, code, extra, n);
+	sbuf_send(&c->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+}
+
+static void fail_password(struct client *c)
+{
+	cl_log(LOG_LVL_LOG, c, "login failed: password authentication failed");
+	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+}
+
+static void succeed(struct client *c)
+{
+	auth_free(c);
+	client_auth_done(c);
+}
+
+/* Sends the first request of the method now that the secret is known. */
+static void begin_exchange(struct client *c)
+{
+	struct auth_state *a = c->auth;
+	enum auth_type m = a->method;
+	if (m == AUTH_TYPE_MD5 && a->secret && secret_kind_of(a->secret) == SECRET_SCRAM)
+		m = AUTH_TYPE_SCRAM_SHA_256; /* as PgBouncer: md5 upgrades to SCRAM secrets */
+	switch (m) {
+	case AUTH_TYPE_TRUST:
+	case AUTH_TYPE_ANY:
+		succeed(c);
+		return;
+	case AUTH_TYPE_PLAIN:
+		a->step = STEP_CLEARTEXT;
+		send_auth(c, AUTH_REQ_CLEARTEXT, NULL, 0);
+		return;
+	case AUTH_TYPE_MD5:
+		a->step = STEP_MD5;
+		if (RAND_bytes(a->salt, sizeof(a->salt)) != 1)
+			die("RAND_bytes failed");
+		send_auth(c, AUTH_REQ_MD5, a->salt, sizeof(a->salt));
+		return;
+	case AUTH_TYPE_SCRAM_SHA_256: {
+		struct scram_secret secret;
+		bool ok;
+		if (!a->secret) {
+			ok = scram_server_start_unknown_user(&a->scram, c->user);
+		} else if (secret_kind_of(a->secret) == SECRET_SCRAM) {
+			ok = scram_parse_secret(a->secret, &secret) &&
+			     scram_server_start(&a->scram, &secret);
+		} else if (secret_kind_of(a->secret) == SECRET_PLAIN) {
+			scram_secret_from_password(a->secret, &secret);
+			ok = scram_server_start(&a->scram, &secret);
+		} else {
+			/* An md5 hash cannot answer a SCRAM exchange. */
+			ok = scram_server_start_unknown_user(&a->scram, c->user);
+		}
+		if (!ok) {
+			client_fail(c, "XX000", "SCRAM authentication could not start");
+			return;
+		}
+		a->step = STEP_SCRAM_INITIAL;
+		static const char mechs[] = "SCRAM-SHA-256\0";
+		send_auth(c, AUTH_REQ_SASL, mechs, sizeof(mechs));
+		return;
+	}
+	case AUTH_TYPE_CERT:
+		client_fail(c, "28000", "certificate authentication requires TLS, not available");
+		return;
+	case AUTH_TYPE_PEER:
+		client_fail(c, "28000", "peer authentication is not supported");
+		return;
+	case AUTH_TYPE_REJECT:
+		cl_log(LOG_LVL_LOG, c, "login rejected by hba");
+		client_fail(c, "28000", "login rejected");
+		return;
+	case AUTH_TYPE_HBA:
+	case AUTH_TYPE_UNSET:
+		break;
+	}
+	client_fail(c, "XX000", "no authentication method");
+}
+
+static const char *auth_user_for(const struct pool_db *db)
+{
+	if (db->conf.auth_user)
+		return db->conf.auth_user;
+	return cf->auth_user && *cf->auth_user ? cf->auth_user : NULL;
+}
+
+static bool needs_secret(enum auth_type m)
+{
+	return m == AUTH_TYPE_PLAIN || m == AUTH_TYPE_MD5 || m == AUTH_TYPE_SCRAM_SHA_256;
+}
+
+static void start_auth_query(struct client *c, struct pool_db *db, const char *auth_user)
+{
+	const char *dbname = db->conf.auth_dbname
+	                         ? db->conf.auth_dbname
+	                         : (cf->auth_dbname && *cf->auth_dbname ? cf->auth_dbname : NULL);
+	struct pool_db *qdb = dbname ? pool_db_lookup(dbname) : db;
+	if (!qdb) {
+		client_fail(c, "3D000", "auth_dbname \"%s\" is not a configured database", dbname);
+		return;
+	}
+	struct pool_user *qu = pool_user_get(auth_user);
+	const char *secret = auth_file ? authfile_lookup(auth_file, auth_user) : NULL;
+	if (secret && !qu->secret) {
+		qu->secret = xstrdup(secret);
+		qu->from_auth_file = true;
+	}
+	c->auth->step = STEP_QUERY;
+	pool_request_auth_query(pool_get(qdb, qu), c);
+}
+
+void auth_start(struct client *c)
+{
+	struct pool_db *db = pool_db_lookup(c->dbname);
+	if (!db) {
+		cl_log(LOG_LVL_LOG, c, "login failed: no such database");
+		client_fail(c, "3D000", "no such database: %s", c->dbname);
+		return;
+	}
+	struct auth_state *a = xcalloc(1, sizeof(*a));
+	c->auth = a;
+	a->method = cf->auth_type;
+	if (a->method == AUTH_TYPE_HBA) {
+		struct hba_request req = {
+		    .is_unix = c->sb.is_unix,
+		    .is_tls = false,
+		    .addr = c->sb.is_unix ? NULL : (const struct sockaddr *)&c->addr,
+		    .database = c->dbname,
+		    .user = c->user,
+		};
+		const char *map = NULL;
+		a->method = hba_rules ? hba_match(hba_rules, &req, &map) : AUTH_TYPE_REJECT;
+	}
+
+	const char *login_user = db->conf.user ? db->conf.user : c->user;
+	struct pool_user *lu = pool_user_get(login_user);
+	struct pool_user *cu = pool_user_get(c->user);
+	c->pool = pool_get(db, lu);
+
+	const char *secret = auth_file ? authfile_lookup(auth_file, c->user) : NULL;
+	if (secret) {
+		if (!cu->secret || strcmp(cu->secret, secret) != 0) {
+			free(cu->secret);
+			cu->secret = xstrdup(secret);
+			/* A new secret invalidates what earlier logins proved. */
+			cu->have_scram_keys = false;
+			FREE_AND_NULL(cu->password);
+		}
+		cu->from_auth_file = true;
+		a->secret = xstrdup(secret);
+	} else if (a->method != AUTH_TYPE_TRUST && a->method != AUTH_TYPE_ANY &&
+	           a->method != AUTH_TYPE_REJECT && auth_user_for(db)) {
+		start_auth_query(c, db, auth_user_for(db));
+		return;
+	}
+	if (needs_secret(a->method) && !a->secret)
+		cl_log(LOG_LVL_DEBUG, c, "user not found in auth_file");
+	begin_exchange(c);
+}
+
+void auth_query_result(struct client *c, const char *secret, const char *error)
+{
+	struct auth_state *a = c->auth;
+	if (!a || a->step != STEP_QUERY)
+		return;
+	if (error) {
+		cl_log(LOG_LVL_WARNING, c, "%s", error);
+		client_fail(c, "08P01", "bouncer config error");
+		return;
+	}
+	if (secret) {
+		a->secret = xstrdup(secret);
+		struct pool_user *cu = pool_user_get(c->user);
+		if (!cu->from_auth_file && (!cu->secret || strcmp(cu->secret, secret) != 0)) {
+			free(cu->secret);
+			cu->secret = xstrdup(secret);
+			cu->have_scram_keys = false;
+			FREE_AND_NULL(cu->password);
+		}
+	}
+	a->step = STEP_NONE;
+	begin_exchange(c);
+}
+
+/* A cleartext password checked against any kind of stored secret. */
+static bool check_cleartext(const char *secret, const char *user, const char *password)
+{
+	switch (secret_kind_of(secret)) {
+	case SECRET_PLAIN:
+		return secure_streq(secret, password);
+	case SECRET_MD5: {
+		char hash[MD5_PASSWD_LEN + 1];
+		md5_password_hash(password, user, hash);
+		return secure_streq(secret, hash);
+	}
+	case SECRET_SCRAM: {
+		struct scram_secret stored, derived;
+		if (!scram_parse_secret(secret, &stored))
+			return false;
+		if (!scram_secret_build(password, stored.salt, stored.salt_len, stored.iterations,
+		                        &derived))
+			return false;
+		return secure_equal(stored.stored_key, derived.stored_key, SCRAM_KEY_LEN) &&
+		       secure_equal(stored.server_key, derived.server_key, SCRAM_KEY_LEN);
+	}
+	}
+	return false;
+}
+
+static void remember_password(struct client *c, const char *password)
+{
+	struct pool_user *cu = pool_user_get(c->user);
+	if (cu->password && strcmp(cu->password, password) == 0)
+		return;
+	if (cu->password) {
+		OPENSSL_cleanse(cu->password, strlen(cu->password));
+		free(cu->password);
+	}
+	cu->password = xstrdup(password);
+}
+
+static void scram_step(struct client *c, const uint8_t *body, size_t len)
+{
+	struct auth_state *a = c->auth;
+	struct pkt_reader r;
+	pr_init(&r, body, len);
+	const char *data;
+	size_t n;
+	if (a->step == STEP_SCRAM_INITIAL) {
+		const char *mech = pr_string(&r);
+		uint32_t dlen = pr_uint32(&r);
+		if (r.bad || strcmp(mech, "SCRAM-SHA-256") != 0) {
+			client_fail(c, "08P01",
+			            "client selected an invalid SASL authentication mechanism");
+			return;
+		}
+		if (dlen == 0xffffffffu || dlen != pr_left(&r)) {
+			client_fail(c, "08P01", "malformed SASLInitialResponse");
+			return;
+		}
+		n = dlen;
+		data = (const char *)pr_bytes(&r, n);
+	} else {
+		n = pr_left(&r);
+		data = (const char *)pr_bytes(&r, n);
+	}
+	char *out = NULL, *err = NULL;
+	if (a->step == STEP_SCRAM_INITIAL) {
+		if (!scram_server_handle_client_first(&a->scram, data, n, &out, &err)) {
+			cl_log(LOG_LVL_LOG, c, "SCRAM: %s", err ? err : "bad client-first message");
+			free(err);
+			client_fail(c, "08P01", "malformed SCRAM message");
+			return;
+		}
+		a->step = STEP_SCRAM_FINAL;
+		send_auth(c, AUTH_REQ_SASL_CONTINUE, out, strlen(out));
+		free(out);
+		return;
+	}
+	if (!scram_server_handle_client_final(&a->scram, data, n, &out, &err)) {
+		cl_log(LOG_LVL_DEBUG, c, "SCRAM: %s", err ? err : "verification failed");
+		free(err);
+		fail_password(c);
+		return;
+	}
+	struct pool_user *cu = pool_user_get(c->user);
+	if (a->secret && secret_kind_of(a->secret) == SECRET_SCRAM &&
+	    scram_server_client_key(&a->scram, cu->scram_client_key)) {
+		memcpy(cu->scram_server_key, a->scram.secret.server_key, SCRAM_KEY_LEN);
+		cu->have_scram_keys = true;
+	} else if (a->secret && secret_kind_of(a->secret) == SECRET_PLAIN) {
+		remember_password(c, a->secret);
+	}
+	send_auth(c, AUTH_REQ_SASL_FINAL, out, strlen(out));
+	free(out);
+	succeed(c);
+}
+
+void auth_handle_password(struct client *c, const uint8_t *body, size_t len)
+{
+	struct auth_state *a = c->auth;
+	switch (a->step) {
+	case STEP_CLEARTEXT: {
+		const char *pw = (const char *)body;
+		if (strlen(pw) + 1 != len) {
+			client_fail(c, "08P01", "malformed password packet");
+			return;
+		}
+		if (!a->secret || !check_cleartext(a->secret, c->user, pw)) {
+			fail_password(c);
+			return;
+		}
+		if (secret_kind_of(a->secret) != SECRET_PLAIN)
+			remember_password(c, pw);
+		succeed(c);
+		return;
+	}
+	case STEP_MD5: {
+		const char *resp = (const char *)body;
+		if (strlen(resp) + 1 != len) {
+			client_fail(c, "08P01", "malformed password packet");
+			return;
+		}
+		if (!a->secret || !md5_check_response(a->secret, c->user, a->salt, resp)) {
+			fail_password(c);
+			return;
+		}
+		succeed(c);
+		return;
+	}
+	case STEP_SCRAM_INITIAL:
+	case STEP_SCRAM_FINAL:
+		scram_step(c, body, len);
+		return;
+	case STEP_NONE:
+	case STEP_QUERY:
+		break;
+	}
+	client_fail(c, "08P01", "unexpected password message");
+}

@@ -1,0 +1,499 @@
+/*
+ * The client side of a connection.
+ *
+ * Login: read the startup packet (answering SSLRequest/GSSENCRequest with
+ * 'N' and handing CancelRequest to cancel.c), find the database, run the
+ * authentication exchange, then send the pool's welcome parameters.
+ *
+ * Data path: client_on_read() walks the input one message at a time. A
+ * message either streams to the linked server (a large COPY chunk never
+ * needs to be whole in memory), or is consumed here. A client with no
+ * server asks its pool for one and stops reading until it is linked.
+ */
+#include "client.h"
+#include "auth.h"
+#include "cancel.h"
+#include "config.h"
+#include "log.h"
+#include "params.h"
+#include "pool.h"
+#include "pooler.h"
+#include "proto.h"
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct list_node all_clients = LIST_INIT(all_clients);
+int client_count;
+
+struct list_node login_clients = LIST_INIT(login_clients);
+static uint64_t next_client_id = 1;
+
+static void client_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg);
+static void free_client(struct client *c);
+
+const char *client_tag(const struct client *c)
+{
+	static char buf[512];
+	snprintf(buf, sizeof(buf), "C-%llu: %s/%s@%s:%d", (unsigned long long)c->id,
+	         c->dbname ? c->dbname : "(nodb)", c->user ? c->user : "(nouser)", c->addr_str,
+	         c->port);
+	return buf;
+}
+
+static void describe_addr(struct client *c, bool is_unix)
+{
+	if (is_unix) {
+		strlcpy_s(c->addr_str, "unix", sizeof(c->addr_str));
+		c->port = cf->listen_port;
+		return;
+	}
+	if (c->addr.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&c->addr;
+		inet_ntop(AF_INET, &in->sin_addr, c->addr_str, sizeof(c->addr_str));
+		c->port = ntohs(in->sin_port);
+	} else if (c->addr.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->addr;
+		inet_ntop(AF_INET6, &in6->sin6_addr, c->addr_str, sizeof(c->addr_str));
+		c->port = ntohs(in6->sin6_port);
+	}
+}
+
+void client_accept(int fd, const struct sockaddr *sa, socklen_t len, bool is_unix)
+{
+	struct client *c = xcalloc(1, sizeof(*c));
+	c->id = next_client_id++;
+	c->state = CL_LOGIN;
+	memcpy(&c->addr, sa, len < sizeof(c->addr) ? len : sizeof(c->addr));
+	c->addr_len = len;
+	describe_addr(c, is_unix);
+	c->connect_time = c->last_activity = now_usec();
+	list_init(&c->node);
+	list_append(&login_clients, &c->node);
+	list_append(&all_clients, &c->all_node);
+	client_count++;
+	sbuf_init(&c->sb, client_on_event, c);
+	if (!sbuf_accept(&c->sb, fd, is_unix)) {
+		close(fd);
+		client_close(c, "accept failed");
+	}
+}
+
+/*
+ * Freed from the loop, never inside the call chain that closed it: callers
+ * up the stack may still hold the pointer and check c->state.
+ */
+static struct list_node closed_clients = LIST_INIT(closed_clients);
+
+void client_reap(void)
+{
+	struct list_node *it;
+	while ((it = list_pop(&closed_clients))) {
+		struct client *c = container_of(it, struct client, node);
+		free_client(c);
+	}
+}
+
+static void free_client(struct client *c)
+{
+	auth_free(c);
+	varcache_free(&c->vars);
+	free(c->user);
+	free(c->dbname);
+	free(c);
+}
+
+void client_close(struct client *c, const char *reason)
+{
+	if (c->state == CL_CLOSED)
+		return;
+	if (cf->log_disconnections && c->state != CL_LOGIN)
+		cl_log(LOG_LVL_LOG, c, "closing because: %s (age=%llds)", reason,
+		       (long long)((now_usec() - c->connect_time) / USEC_PER_SEC));
+	else
+		cl_log(LOG_LVL_DEBUG, c, "closing because: %s", reason);
+	if (c->pool)
+		pool_client_gone(c);
+	c->state = CL_CLOSED;
+	/* Whatever we queued (an error message) gets one last chance to leave. */
+	if (sbuf_is_open(&c->sb) && sbuf_out_len(&c->sb) > 0)
+		sbuf_flush(&c->sb);
+	sbuf_close(&c->sb);
+	list_del(&c->node);
+	list_del(&c->all_node);
+	client_count--;
+	list_append(&closed_clients, &c->node);
+	pooler_schedule_reap();
+	pooler_check_shutdown();
+}
+
+static void send_error(struct client *c, const char *severity, const char *sqlstate,
+                       const char *msg)
+{
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_error(&pb, severity, sqlstate, msg);
+	sbuf_send(&c->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+}
+
+void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cf->log_pooler_errors)
+		cl_log(LOG_LVL_WARNING, c, "pooler error: %s", msg);
+	send_error(c, "FATAL", sqlstate, msg);
+	client_close(c, msg);
+}
+
+/* Startup phase */
+
+static bool handle_startup_param(struct client *c, const char *name, const char *value)
+{
+	if (strcmp(name, "user") == 0) {
+		free(c->user);
+		c->user = xstrdup(value);
+	} else if (strcmp(name, "database") == 0) {
+		free(c->dbname);
+		c->dbname = xstrdup(value);
+	} else if (strncmp(name, "_pq_.", 5) == 0) {
+		/* Protocol extensions we do not know are declined via NegotiateProtocolVersion. */
+	} else if (varcache_set(&c->vars, name, value)) {
+		/* tracked: applied to servers with SET */
+	} else if (varcache_index(name) >= 0) {
+		/* tracked, same value */
+	} else if (config_list_contains(cf->ignore_startup_parameters, name)) {
+		/* explicitly ignored */
+	} else if (strcmp(name, "replication") == 0) {
+		client_fail(c, "08P01", "replication connections are not supported");
+		return false;
+	} else {
+		client_fail(c, "08P01", "unsupported startup parameter: %s", name);
+		return false;
+	}
+	return true;
+}
+
+static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
+{
+	struct startup_param params[PROTO_MAX_PARAMS];
+	int n;
+	const char *err;
+	uint32_t version =
+	    (uint32_t)pkt[4] << 24 | (uint32_t)pkt[5] << 16 | (uint32_t)pkt[6] << 8 | pkt[7];
+	if (version >> 16 != 3) {
+		client_fail(c, "08P01", "unsupported frontend protocol %u.%u: server supports 3.0",
+		            version >> 16, version & 0xffff);
+		return;
+	}
+	if (!proto_parse_startup_params(pkt + 8, len - 8, params, PROTO_MAX_PARAMS, &n, &err)) {
+		client_fail(c, "08P01", "%s", err);
+		return;
+	}
+	const char *unknown[PROTO_MAX_PARAMS];
+	int n_unknown = 0;
+	for (int i = 0; i < n; i++) {
+		if (strncmp(params[i].name, "_pq_.", 5) == 0)
+			unknown[n_unknown++] = params[i].name;
+		if (!handle_startup_param(c, params[i].name, params[i].value))
+			return;
+	}
+	if (!c->user || !*c->user) {
+		client_fail(c, "08P01", "no username supplied");
+		return;
+	}
+	if (!c->dbname || !*c->dbname) {
+		free(c->dbname);
+		c->dbname = xstrdup(c->user);
+	}
+	if ((version & 0xffff) != 0 || n_unknown > 0) {
+		struct pktbuf pb;
+		pktbuf_init(&pb);
+		proto_build_negotiate_version(&pb, 0, unknown, n_unknown);
+		sbuf_send(&c->sb, pb.data, pb.len);
+		pktbuf_free(&pb);
+	}
+	if (client_count > cf->max_client_conn) {
+		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
+		return;
+	}
+	if (pooler_shutting_down()) {
+		client_fail(c, "57P01", "pooler is shutting down");
+		return;
+	}
+	if (cf->log_connections)
+		cl_log(LOG_LVL_LOG, c, "login attempt: db=%s user=%s tls=no", c->dbname, c->user);
+	auth_start(c);
+}
+
+/* Reads the untyped startup-phase packets. Returns false once the client is gone. */
+static bool read_startup(struct client *c)
+{
+	struct evbuffer *in = c->sb.in;
+	for (;;) {
+		uint8_t hdr[8];
+		size_t avail = evbuffer_get_length(in);
+		if (evbuffer_copyout(in, hdr, avail < 8 ? avail : 8) < 0)
+			return false;
+		uint32_t len, code;
+		const char *err;
+		switch (proto_read_startup_header(hdr, avail, &len, &code, &err)) {
+		case PROTO_INCOMPLETE:
+			return true;
+		case PROTO_BAD:
+			client_fail(c, "08P01", "%s", err);
+			return false;
+		case PROTO_OK:
+			break;
+		}
+		if (avail < len)
+			return true;
+		const uint8_t *pkt = evbuffer_pullup(in, len);
+		if (code == PROTO_SSL_CODE || code == PROTO_GSSENC_CODE) {
+			if (len != 8) {
+				client_fail(c, "08P01", "invalid length of encryption request");
+				return false;
+			}
+			evbuffer_drain(in, len);
+			/* No TLS yet: the client may go on in cleartext or give up. */
+			if (!sbuf_send(&c->sb, "N", 1))
+				return false;
+			continue;
+		}
+		if (code == PROTO_CANCEL_CODE) {
+			if (len == 16)
+				cancel_request(pkt + 8, 8);
+			client_close(c, "cancel request");
+			return false;
+		}
+		uint8_t *copy = xmalloc(len);
+		memcpy(copy, pkt, len);
+		evbuffer_drain(in, len);
+		handle_startup(c, copy, len);
+		free(copy);
+		return c->state != CL_CLOSED;
+	}
+}
+
+/* Typed messages during authentication. */
+static void read_login(struct client *c)
+{
+	struct evbuffer *in = c->sb.in;
+	while (c->state == CL_LOGIN && c->auth) {
+		uint8_t hdr[PROTO_HEADER_LEN];
+		size_t avail = evbuffer_get_length(in);
+		if (avail < PROTO_HEADER_LEN)
+			return;
+		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
+		uint8_t type;
+		uint32_t body_len;
+		const char *err;
+		if (proto_read_header(hdr, avail, PROTO_MAX_STARTUP, &type, &body_len, &err) !=
+		    PROTO_OK) {
+			client_fail(c, "08P01", "%s during authentication", err);
+			return;
+		}
+		if (avail < PROTO_HEADER_LEN + body_len)
+			return;
+		if (type != 'p') {
+			client_fail(c, "08P01", "expected password response, got message type %d",
+			            type);
+			return;
+		}
+		const uint8_t *msg = evbuffer_pullup(in, PROTO_HEADER_LEN + body_len);
+		uint8_t *body = xmalloc(body_len + 1);
+		memcpy(body, msg + PROTO_HEADER_LEN, body_len);
+		body[body_len] = 0;
+		evbuffer_drain(in, PROTO_HEADER_LEN + body_len);
+		auth_handle_password(c, body, body_len);
+		free(body);
+	}
+}
+
+void client_auth_done(struct client *c)
+{
+	if (cf->log_connections)
+		cl_log(LOG_LVL_LOG, c, "login ok");
+	/* pool_client_logged_in() moves it to its pool and may call client_welcome(). */
+	c->state = CL_WELCOME;
+	list_del(&c->node);
+	pool_client_logged_in(c->pool, c);
+}
+
+void client_welcome(struct client *c)
+{
+	struct pool *pool = c->pool;
+	/* Parameters the client did not set default to what the server reported. */
+	for (int i = 0; i < pool->welcome->count; i++) {
+		int v = varcache_index(pool->welcome->names[i]);
+		if (v >= 0 && !varcache_get(&c->vars, v))
+			varcache_set(&c->vars, pool->welcome->names[i], pool->welcome->values[i]);
+	}
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_auth(&pb, AUTH_REQ_OK, NULL, 0);
+	params_build(pool->welcome, &c->vars, &pb);
+	cancel_assign_key(c);
+	proto_build_backend_key(&pb, c->cancel_pid, c->cancel_key);
+	proto_build_ready(&pb, 'I');
+	c->state = CL_IDLE;
+	c->last_activity = now_usec();
+	bool ok = sbuf_send(&c->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+	if (ok)
+		sbuf_resume(&c->sb);
+}
+
+/* Data path */
+
+/* Moves up to n bytes of the current message to the server. */
+static void forward(struct client *c, size_t n)
+{
+	struct server *s = c->server;
+	if (evbuffer_remove_buffer(c->sb.in, s->sb.out, n) != (int)n)
+		die("evbuffer_remove_buffer failed");
+	s->pool->stats.bytes_received += n;
+}
+
+static bool client_process(struct client *c)
+{
+	struct evbuffer *in = c->sb.in;
+	for (;;) {
+		size_t avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return true;
+		if (c->sb.pkt_remaining > 0) {
+			size_t n = avail < c->sb.pkt_remaining ? avail : c->sb.pkt_remaining;
+			forward(c, n);
+			c->sb.pkt_remaining -= n;
+			continue;
+		}
+		if (c->server && c->server->task == TASK_SET_VARS) {
+			/* The server is still taking on our settings. */
+			sbuf_pause(&c->sb);
+			return true;
+		}
+		uint8_t hdr[PROTO_HEADER_LEN];
+		if (avail < PROTO_HEADER_LEN)
+			return true;
+		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
+		uint8_t type;
+		uint32_t body_len;
+		const char *err;
+		uint32_t max =
+		    cf->max_packet_size > 0 ? (uint32_t)cf->max_packet_size : PROTO_MAX_MESSAGE;
+		if (max > PROTO_MAX_MESSAGE)
+			max = PROTO_MAX_MESSAGE;
+		if (proto_read_header(hdr, avail, max, &type, &body_len, &err) != PROTO_OK) {
+			client_fail(c, "08P01", "%s (message type %d)", err, type ? type : hdr[0]);
+			return false;
+		}
+		if (type == 'X') {
+			client_close(c, "client close request");
+			return false;
+		}
+		if (!c->server) {
+			switch (pool_request_server(c)) {
+			case LINK_NOW:
+				break;
+			case LINK_LATER:
+				return true;
+			}
+			if (c->state == CL_CLOSED)
+				return false;
+		}
+		struct server *s = c->server;
+		switch (type) {
+		case 'Q':
+		case 'S':
+		case 'F':
+			if (s->expect_ready++ == 0)
+				c->request_time = s->request_time = now_usec();
+			break;
+		default:
+			break;
+		}
+		c->sb.pkt_remaining = PROTO_HEADER_LEN + body_len;
+	}
+}
+
+static void client_on_read(struct client *c)
+{
+	c->last_activity = now_usec();
+	switch (c->state) {
+	case CL_LOGIN:
+		if (!c->auth && !read_startup(c))
+			return;
+		if (c->state == CL_LOGIN && c->auth)
+			read_login(c);
+		return;
+	case CL_WELCOME:
+		/* Nothing may arrive before our ReadyForQuery; keep it for later. */
+		sbuf_pause(&c->sb);
+		return;
+	case CL_WAITING:
+		sbuf_pause(&c->sb);
+		return;
+	case CL_IDLE:
+	case CL_ACTIVE:
+		break;
+	case CL_CLOSED:
+		return;
+	}
+	if (!client_process(c))
+		return;
+	struct server *s = c->server;
+	if (!s)
+		return;
+	if (!sbuf_flush(&s->sb))
+		return;
+	if (sbuf_out_len(&s->sb) > SBUF_OUT_HIGH) {
+		/* The server is slower than the client: stop reading until it catches up. */
+		sbuf_pause(&c->sb);
+		s->sb.notify_drain = true;
+	}
+}
+
+void client_resume_reading(struct client *c)
+{
+	if (c->state == CL_IDLE || c->state == CL_ACTIVE)
+		sbuf_resume(&c->sb);
+}
+
+void client_linked(struct client *c)
+{
+	sbuf_resume(&c->sb);
+}
+
+static void client_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
+{
+	struct client *c = arg;
+	switch (ev) {
+	case SBUF_EV_READ:
+		client_on_read(c);
+		break;
+	case SBUF_EV_EOF:
+		client_close(c, sb->error ? strerror(sb->error) : "client unexpected eof");
+		break;
+	case SBUF_EV_DRAINED:
+		/* Our output drained: the server may send again. */
+		if (c->server)
+			sbuf_resume(&c->server->sb);
+		break;
+	case SBUF_EV_CONNECTED:
+	case SBUF_EV_CONNECT_FAILED:
+		break;
+	}
+}

@@ -1,0 +1,126 @@
+/*
+ * Timeouts. The client-facing ones end the client with PgBouncer's
+ * message, because scripts and monitoring grep for those words.
+ */
+#include "janitor.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+
+#include <event2/event.h>
+
+static struct event *tick;
+
+static void check_client(struct client *c, usec_t now)
+{
+	struct server *s = c->server;
+	switch (c->state) {
+	case CL_LOGIN:
+	case CL_WELCOME:
+		if (cf->client_login_timeout > 0 &&
+		    now - c->connect_time > cf->client_login_timeout)
+			client_fail(c, "08P01",
+			            "client_login_timeout (server down or wrong password?)");
+		return;
+	case CL_WAITING:
+		if (cf->query_wait_timeout > 0 && now - c->request_time > cf->query_wait_timeout)
+			client_fail(c, "08P01", "query_wait_timeout");
+		return;
+	case CL_IDLE:
+		if (cf->client_idle_timeout > 0 && now - c->last_activity > cf->client_idle_timeout)
+			client_fail(c, "08P01", "client_idle_timeout");
+		return;
+	case CL_ACTIVE:
+		break;
+	case CL_CLOSED:
+		return;
+	}
+	if (!s || s->task != TASK_NONE)
+		return;
+	if (s->expect_ready > 0) {
+		if (cf->query_timeout > 0 && s->request_time &&
+		    now - s->request_time > cf->query_timeout) {
+			s->client = NULL;
+			c->server = NULL;
+			server_close(s, "query timeout");
+			client_fail(c, "08P01", "query timeout");
+		}
+		return;
+	}
+	if (s->tx_status != 'I') {
+		if (cf->idle_transaction_timeout > 0 &&
+		    now - s->ready_time > cf->idle_transaction_timeout) {
+			s->client = NULL;
+			c->server = NULL;
+			server_close(s, "idle transaction timeout");
+			client_fail(c, "08P01", "idle transaction timeout");
+		}
+		return;
+	}
+	if (cf->client_idle_timeout > 0 && now - c->last_activity > cf->client_idle_timeout)
+		client_fail(c, "08P01", "client_idle_timeout");
+}
+
+static void check_servers(struct pool *pool, usec_t now)
+{
+	struct list_node *it, *tmp;
+	list_for_each_safe(it, tmp, &pool->idle_servers)
+	{
+		struct server *s = container_of(it, struct server, node);
+		if (cf->server_lifetime > 0 && now - s->connect_time > cf->server_lifetime)
+			server_close(s, "server lifetime over");
+		else if (cf->server_idle_timeout > 0 &&
+		         now - s->idle_since > cf->server_idle_timeout)
+			server_close(s, "server idle timeout");
+	}
+	list_for_each_safe(it, tmp, &pool->new_servers)
+	{
+		struct server *s = container_of(it, struct server, node);
+		if (cf->server_connect_timeout > 0 &&
+		    now - s->connect_time > cf->server_connect_timeout) {
+			server_close(s, "server connect timeout");
+			pool_server_login_failed(pool, "08006", "server connect timeout");
+		}
+	}
+}
+
+void janitor_run(void)
+{
+	usec_t now = now_usec();
+	struct list_node *it, *tmp;
+	list_for_each_safe(it, tmp, &all_clients)
+	{
+		check_client(container_of(it, struct client, all_node), now);
+	}
+	list_for_each(it, &all_pools)
+	{
+		struct pool *pool = container_of(it, struct pool, node);
+		check_servers(pool, now);
+		pool_maintain(pool);
+		pool_dispatch(pool);
+	}
+	pool_gc_autodb(now);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	janitor_run();
+}
+
+bool janitor_start(struct event_base *base)
+{
+	tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+	if (!tick)
+		return false;
+	struct timeval tv = {0, 200000};
+	return event_add(tick, &tv) == 0;
+}
+
+void janitor_stop(void)
+{
+	if (tick)
+		event_free(tick);
+	tick = NULL;
+}

@@ -1,0 +1,631 @@
+/*
+ * Pools and the moves between their lists.
+ *
+ * A server is in exactly one of new_servers (connecting, logging in),
+ * idle_servers, active_servers (linked to a client) or used_servers
+ * (running a reset or check query). A client in a pool is on
+ * active_clients (logged in, linked or not) or waiting_clients (waiting
+ * for a server, or for the pool's first login to learn the welcome
+ * parameters). Only this file moves them.
+ */
+#include "pool.h"
+#include "client.h"
+#include "log.h"
+#include "params.h"
+#include "pooler.h"
+#include "server.h"
+#include "varcache.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct list_node all_pools = LIST_INIT(all_pools);
+struct list_node all_dbs = LIST_INIT(all_dbs);
+static struct list_node all_users = LIST_INIT(all_users);
+bool pooler_paused;
+
+/* Databases */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void dbconf_copy(struct db_config *dst, const struct db_config *src)
+{
+	*dst = *src;
+	dst->next = NULL;
+	dst->name = dup_or_null(src->name);
+	dst->host = dup_or_null(src->host);
+	dst->dbname = dup_or_null(src->dbname);
+	dst->user = dup_or_null(src->user);
+	dst->password = dup_or_null(src->password);
+	dst->auth_user = dup_or_null(src->auth_user);
+	dst->auth_query = dup_or_null(src->auth_query);
+	dst->auth_dbname = dup_or_null(src->auth_dbname);
+	dst->connect_query = dup_or_null(src->connect_query);
+	dst->client_encoding = dup_or_null(src->client_encoding);
+	dst->datestyle = dup_or_null(src->datestyle);
+	dst->timezone = dup_or_null(src->timezone);
+	dst->application_name = dup_or_null(src->application_name);
+}
+
+static void dbconf_clear(struct db_config *c)
+{
+	free(c->name);
+	free(c->host);
+	free(c->dbname);
+	free(c->user);
+	free(c->password);
+	free(c->auth_user);
+	free(c->auth_query);
+	free(c->auth_dbname);
+	free(c->connect_query);
+	free(c->client_encoding);
+	free(c->datestyle);
+	free(c->timezone);
+	free(c->application_name);
+	memset(c, 0, sizeof(*c));
+}
+
+static bool dbconf_same_target(const struct db_config *a, const struct db_config *b)
+{
+#define SAME(f) ((a->f == NULL && b->f == NULL) || (a->f && b->f && strcmp(a->f, b->f) == 0))
+	return SAME(host) && a->port == b->port && SAME(dbname) && SAME(user) && SAME(password);
+#undef SAME
+}
+
+static struct pool_db *find_db(const char *name)
+{
+	struct list_node *it;
+	list_for_each(it, &all_dbs)
+	{
+		struct pool_db *db = container_of(it, struct pool_db, node);
+		if (!db->removed && strcmp(db->name, name) == 0)
+			return db;
+	}
+	return NULL;
+}
+
+static struct pool_db *new_db(const char *name, const struct db_config *conf, bool autodb)
+{
+	struct pool_db *db = xcalloc(1, sizeof(*db));
+	db->name = xstrdup(name);
+	dbconf_copy(&db->conf, conf);
+	if (autodb) {
+		free(db->conf.name);
+		db->conf.name = xstrdup(name);
+		if (!conf->dbname) {
+			db->conf.dbname = xstrdup(name);
+		}
+	}
+	db->autodb = autodb;
+	db->inactive_since = now_usec();
+	list_append(&all_dbs, &db->node);
+	return db;
+}
+
+struct pool_db *pool_db_lookup(const char *name)
+{
+	struct pool_db *db = find_db(name);
+	if (db)
+		return db;
+	const struct db_config *conf = config_find_db(cf, name);
+	if (conf)
+		return new_db(name, conf, false);
+	conf = config_find_db(cf, "*");
+	if (conf)
+		return new_db(name, conf, true);
+	return NULL;
+}
+
+/* Users */
+
+struct pool_user *pool_user_find(const char *name)
+{
+	struct list_node *it;
+	list_for_each(it, &all_users)
+	{
+		struct pool_user *u = container_of(it, struct pool_user, node);
+		if (strcmp(u->name, name) == 0)
+			return u;
+	}
+	return NULL;
+}
+
+struct pool_user *pool_user_get(const char *name)
+{
+	struct pool_user *u = pool_user_find(name);
+	if (u)
+		return u;
+	u = xcalloc(1, sizeof(*u));
+	u->name = xstrdup(name);
+	list_append(&all_users, &u->node);
+	return u;
+}
+
+/* Pools */
+
+struct pool *pool_get(struct pool_db *db, struct pool_user *user)
+{
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		if (p->db == db && p->user == user)
+			return p;
+	}
+	struct pool *p = xcalloc(1, sizeof(*p));
+	p->db = db;
+	p->user = user;
+	list_init(&p->active_clients);
+	list_init(&p->waiting_clients);
+	list_init(&p->idle_servers);
+	list_init(&p->active_servers);
+	list_init(&p->used_servers);
+	list_init(&p->new_servers);
+	list_append(&all_pools, &p->node);
+	return p;
+}
+
+int pool_server_count(const struct pool *p)
+{
+	return (int)(list_count(&p->idle_servers) + list_count(&p->active_servers) +
+	             list_count(&p->used_servers) + list_count(&p->new_servers));
+}
+
+enum pool_mode pool_mode_of(const struct pool *p)
+{
+	return config_pool_mode(cf, &p->db->conf, config_find_user(cf, p->user->name));
+}
+
+static void move(struct list_node *to, struct list_node *n)
+{
+	list_del(n);
+	list_append(to, n);
+}
+
+void pool_client_logged_in(struct pool *pool, struct client *c)
+{
+	c->pool = pool;
+	if (pool->welcome) {
+		list_append(&pool->active_clients, &c->node);
+		client_welcome(c);
+		return;
+	}
+	/* No server has logged in yet: the welcome parameters come from the first one. */
+	c->state = CL_WELCOME;
+	list_append(&pool->waiting_clients, &c->node);
+	pool_maintain(pool);
+}
+
+static bool needs_check(const struct server *s)
+{
+	if (!cf->server_check_query || !*cf->server_check_query)
+		return false;
+	return now_usec() - s->idle_since >= cf->server_check_delay;
+}
+
+static struct server *take_idle(struct pool *pool)
+{
+	struct list_node *n = cf->server_round_robin ? list_last(&pool->idle_servers)
+	                                             : list_first(&pool->idle_servers);
+	return n ? container_of(n, struct server, node) : NULL;
+}
+
+static enum link_result link_pair(struct client *c, struct server *s)
+{
+	struct pool *pool = c->pool;
+	usec_t now = now_usec();
+	move(&pool->active_servers, &s->node);
+	s->state = SV_ACTIVE;
+	s->client = c;
+	s->link_time = now;
+	c->server = s;
+	if (c->state == CL_WAITING)
+		pool->stats.wait_time += now - c->request_time;
+	move(&pool->active_clients, &c->node);
+	c->state = CL_ACTIVE;
+
+	char *sql = varcache_diff_sql(&c->vars, &s->vars);
+	if (!sql)
+		return LINK_NOW;
+	sv_log(LOG_LVL_DEBUG, s, "applying client settings: %s", sql);
+	sbuf_pause(&c->sb);
+	server_run_task(s, TASK_SET_VARS, sql);
+	free(sql);
+	return LINK_LATER;
+}
+
+/* The next idle server that needs no check, starting checks on the others. */
+static struct server *next_ready_idle(struct pool *pool)
+{
+	struct server *s;
+	while ((s = take_idle(pool))) {
+		if (!needs_check(s))
+			return s;
+		move(&pool->used_servers, &s->node);
+		s->state = SV_USED;
+		server_run_task(s, TASK_CHECK, cf->server_check_query);
+	}
+	return NULL;
+}
+
+enum link_result pool_request_server(struct client *c)
+{
+	struct pool *pool = c->pool;
+	if (!pooler_paused && list_empty(&pool->waiting_clients)) {
+		struct server *s = next_ready_idle(pool);
+		if (s)
+			return link_pair(c, s);
+	}
+	c->state = CL_WAITING;
+	c->request_time = now_usec();
+	move(&pool->waiting_clients, &c->node);
+	sbuf_pause(&c->sb);
+	pool_maintain(pool);
+	return LINK_LATER;
+}
+
+void pool_request_auth_query(struct pool *pool, struct client *c)
+{
+	c->request_time = now_usec();
+	move(&pool->waiting_clients, &c->node);
+	pool_dispatch(pool);
+	if (!c->auth_server)
+		pool_maintain(pool);
+}
+
+void pool_dispatch(struct pool *pool)
+{
+	struct list_node *it, *tmp;
+	list_for_each_safe(it, tmp, &pool->waiting_clients)
+	{
+		struct client *c = container_of(it, struct client, node);
+		if (c->state == CL_LOGIN) {
+			/* auth_query is not a query of the client's: it runs even while paused. */
+			struct server *s = next_ready_idle(pool);
+			if (!s)
+				return;
+			move(&login_clients, &c->node);
+			move(&pool->used_servers, &s->node);
+			s->state = SV_USED;
+			server_run_auth_query(s, c);
+			continue;
+		}
+		if (c->state != CL_WAITING || pooler_paused)
+			continue;
+		struct server *s = next_ready_idle(pool);
+		if (!s)
+			return;
+		if (link_pair(c, s) == LINK_NOW)
+			client_linked(c);
+	}
+}
+
+static bool server_expired(const struct server *s)
+{
+	return cf->server_lifetime > 0 && now_usec() - s->connect_time >= cf->server_lifetime;
+}
+
+static void to_idle(struct server *s)
+{
+	struct pool *pool = s->pool;
+	s->state = SV_IDLE;
+	s->idle_since = now_usec();
+	list_del(&s->node);
+	list_prepend(&pool->idle_servers, &s->node);
+}
+
+void pool_release_server(struct server *s)
+{
+	struct pool *pool = s->pool;
+	struct client *c = s->client;
+	s->release_pending = false;
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+		if (c->state == CL_ACTIVE)
+			c->state = CL_IDLE;
+	}
+	const char *reset = cf->server_reset_query;
+	bool want_reset =
+	    reset && *reset &&
+	    (pool_mode_of(pool) == POOL_MODE_SESSION || cf->server_reset_query_always);
+	if (s->dirty || s->tx_status != 'I' || s->expect_ready > 0 || pool->db->removed) {
+		server_close(s, s->dirty ? "server state unknown after client left"
+		                         : "server was in a transaction when released");
+	} else if (server_expired(s)) {
+		server_close(s, "server lifetime over");
+	} else if (pooler_shutting_down() && c == NULL) {
+		server_close(s, "shutting down");
+	} else if (want_reset) {
+		move(&pool->used_servers, &s->node);
+		s->state = SV_USED;
+		server_run_task(s, TASK_RESET, reset);
+	} else {
+		to_idle(s);
+	}
+	pool_dispatch(pool);
+	if (c && c->state == CL_IDLE && evbuffer_get_length(c->sb.in) > 0)
+		client_resume_reading(c);
+	pooler_check_shutdown();
+}
+
+void pool_client_gone(struct client *c)
+{
+	struct pool *pool = c->pool;
+	struct server *s = c->server;
+	if (c->auth_server) {
+		c->auth_server->auth_client = NULL;
+		c->auth_server = NULL;
+	}
+	if (s) {
+		/* A message half forwarded leaves the server mid-protocol. */
+		if (c->sb.pkt_remaining > 0)
+			s->dirty = true;
+		if (s->task == TASK_SET_VARS)
+			s->dirty = true;
+		pool_release_server(s);
+	}
+	if (c->counted_user) {
+		pool->user->client_count--;
+		c->counted_user = false;
+	}
+	list_del(&c->node);
+	c->pool = NULL;
+}
+
+void pool_server_ready(struct server *s)
+{
+	struct pool *pool = s->pool;
+	to_idle(s);
+	pool->last_login_failure = 0;
+	if (!pool->welcome && s->login_params) {
+		pool->welcome = s->login_params;
+		s->login_params = NULL;
+		struct list_node *it, *tmp;
+		list_for_each_safe(it, tmp, &pool->waiting_clients)
+		{
+			struct client *c = container_of(it, struct client, node);
+			if (c->state != CL_WELCOME)
+				continue;
+			move(&pool->active_clients, &c->node);
+			client_welcome(c);
+		}
+	}
+	pool_dispatch(pool);
+	pool_maintain(pool);
+	pooler_check_shutdown();
+}
+
+void pool_server_gone(struct server *s)
+{
+	struct pool *pool = s->pool;
+	list_del(&s->node);
+	if (s->counted) {
+		pool->db->server_count--;
+		pool->user->server_count--;
+		s->counted = false;
+	}
+	pool_maintain(pool);
+	pooler_check_shutdown();
+}
+
+void pool_server_login_failed(struct pool *pool, const char *sqlstate, const char *msg)
+{
+	pool->last_login_failure = now_usec();
+	strlcpy_s(pool->last_login_error, msg, sizeof(pool->last_login_error));
+	strlcpy_s(pool->last_login_sqlstate, sqlstate, sizeof(pool->last_login_sqlstate));
+	/* Clients still logging in cannot be welcomed: pass the server's reason on. */
+	struct list_node *it, *tmp;
+	list_for_each_safe(it, tmp, &pool->waiting_clients)
+	{
+		struct client *c = container_of(it, struct client, node);
+		if (c->state == CL_WELCOME)
+			client_fail(c, sqlstate, "%s", msg);
+	}
+}
+
+static int waiting_count(const struct pool *pool, bool *reserve_due)
+{
+	int n = 0;
+	usec_t now = now_usec();
+	*reserve_due = false;
+	struct list_node *it;
+	list_for_each(it, &pool->waiting_clients)
+	{
+		struct client *c = container_of(it, struct client, node);
+		if (c->state == CL_WAITING || c->state == CL_LOGIN) {
+			n++;
+			if (cf->reserve_pool_timeout > 0 &&
+			    now - c->request_time >= cf->reserve_pool_timeout)
+				*reserve_due = true;
+		} else if (c->state == CL_WELCOME && !pool->welcome && n == 0) {
+			n = 1;
+		}
+	}
+	return n;
+}
+
+static int effective_limit(int pool_value, int global)
+{
+	return pool_value >= 0 ? pool_value : global;
+}
+
+static bool may_launch(struct pool *pool, int total, bool reserve_due)
+{
+	const struct db_config *dc = &pool->db->conf;
+	int size = config_pool_size(cf, dc);
+	int reserve = effective_limit(dc->reserve_pool, cf->reserve_pool_size);
+	int limit = size + (reserve_due ? reserve : 0);
+	if (total >= limit)
+		return false;
+	int max_db = effective_limit(dc->max_db_connections, cf->max_db_connections);
+	if (max_db > 0 && pool->db->server_count >= max_db)
+		return false;
+	const struct user_config *uc = config_find_user(cf, pool->user->name);
+	int max_user = uc && uc->max_user_connections >= 0 ? uc->max_user_connections
+	                                                   : cf->max_user_connections;
+	if (max_user > 0 && pool->user->server_count >= max_user)
+		return false;
+	return true;
+}
+
+void pool_maintain(struct pool *pool)
+{
+	if (pooler_shutting_down() || pool->db->removed)
+		return;
+	if (pool->last_login_failure &&
+	    now_usec() - pool->last_login_failure < cf->server_login_retry)
+		return; /* the janitor calls again once server_login_retry has passed */
+	bool reserve_due;
+	int waiting = waiting_count(pool, &reserve_due);
+	int connecting = (int)list_count(&pool->new_servers);
+	int total = pool_server_count(pool);
+	int min = effective_limit(pool->db->conf.min_pool_size, cf->min_pool_size);
+	int want = waiting - connecting - (int)list_count(&pool->used_servers);
+	if (total + (want > 0 ? want : 0) < min)
+		want = min - total;
+	while (want-- > 0 && may_launch(pool, total, reserve_due)) {
+		server_launch(pool);
+		total++;
+		if (pool->last_login_failure)
+			break; /* the launch failed at once */
+	}
+}
+
+void pool_apply_config(void)
+{
+	struct list_node *it;
+	list_for_each(it, &all_dbs)
+	{
+		struct pool_db *db = container_of(it, struct pool_db, node);
+		if (db->removed)
+			continue;
+		const struct db_config *conf = config_find_db(cf, db->autodb ? "*" : db->name);
+		if (!conf) {
+			log_info("database %s removed from the configuration: closing it once idle",
+			         db->name);
+			db->removed = true;
+			continue;
+		}
+		struct db_config fresh;
+		dbconf_copy(&fresh, conf);
+		if (db->autodb) {
+			free(fresh.name);
+			fresh.name = xstrdup(db->name);
+			if (!fresh.dbname)
+				fresh.dbname = xstrdup(db->name);
+		}
+		bool moved = !dbconf_same_target(&db->conf, &fresh);
+		dbconf_clear(&db->conf);
+		db->conf = fresh;
+		if (moved) {
+			log_info("database %s changed: reconnecting its servers", db->name);
+			db->addr_len = 0;
+			db->addr_time = 0;
+		}
+		struct list_node *pit;
+		list_for_each(pit, &all_pools)
+		{
+			struct pool *p = container_of(pit, struct pool, node);
+			if (p->db != db || !moved)
+				continue;
+			struct list_node *sit, *stmp;
+			list_for_each_safe(sit, stmp, &p->active_servers)
+			    container_of(sit, struct server, node)
+			        ->dirty = true;
+			list_for_each_safe(sit, stmp, &p->used_servers)
+			    container_of(sit, struct server, node)
+			        ->dirty = true;
+			list_for_each_safe(sit, stmp, &p->idle_servers)
+			    server_close(container_of(sit, struct server, node),
+			                 "database configuration changed");
+		}
+	}
+	/* Removed databases: idle servers go now, busy ones when released. */
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		if (!p->db->removed)
+			continue;
+		struct list_node *sit, *stmp;
+		list_for_each_safe(sit, stmp, &p->idle_servers)
+		    server_close(container_of(sit, struct server, node), "database removed");
+	}
+}
+
+static bool pool_in_use(const struct pool *p)
+{
+	return !list_empty(&p->active_clients) || !list_empty(&p->waiting_clients) ||
+	       !list_empty(&p->idle_servers) || !list_empty(&p->active_servers) ||
+	       !list_empty(&p->used_servers) || !list_empty(&p->new_servers);
+}
+
+void pool_gc_autodb(usec_t now)
+{
+	struct list_node *it, *tmp;
+	list_for_each_safe(it, tmp, &all_dbs)
+	{
+		struct pool_db *db = container_of(it, struct pool_db, node);
+		if (!db->autodb)
+			continue;
+		bool used = false;
+		struct list_node *pit;
+		list_for_each(pit, &all_pools)
+		{
+			struct pool *p = container_of(pit, struct pool, node);
+			if (p->db == db && pool_in_use(p))
+				used = true;
+		}
+		if (used || cf->autodb_idle_timeout <= 0) {
+			db->inactive_since = now;
+			continue;
+		}
+		if (now - db->inactive_since < cf->autodb_idle_timeout)
+			continue;
+		log_info("autodb: dropping idle database %s", db->name);
+		struct list_node *ptmp;
+		list_for_each_safe(pit, ptmp, &all_pools)
+		{
+			struct pool *p = container_of(pit, struct pool, node);
+			if (p->db != db)
+				continue;
+			list_del(&p->node);
+			params_free(p->welcome);
+			free(p);
+		}
+		list_del(&db->node);
+		dbconf_clear(&db->conf);
+		free(db->name);
+		free(db);
+	}
+}
+
+void pool_free_all(void)
+{
+	struct list_node *it;
+	while ((it = list_pop(&all_pools))) {
+		struct pool *p = container_of(it, struct pool, node);
+		params_free(p->welcome);
+		free(p);
+	}
+	while ((it = list_pop(&all_dbs))) {
+		struct pool_db *db = container_of(it, struct pool_db, node);
+		dbconf_clear(&db->conf);
+		free(db->name);
+		free(db);
+	}
+	while ((it = list_pop(&all_users))) {
+		struct pool_user *u = container_of(it, struct pool_user, node);
+		free(u->name);
+		free(u->secret);
+		if (u->password) {
+			OPENSSL_cleanse(u->password, strlen(u->password));
+			free(u->password);
+		}
+		free(u);
+	}
+}

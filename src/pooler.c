@@ -1,0 +1,456 @@
+/*
+ * Listening sockets, signals, pause and shutdown.
+ *
+ * Signals are PgBouncer's: HUP reloads, TERM stops accepting and exits
+ * once the clients are gone, INT stops accepting and exits once every
+ * server connection is released, a second TERM or INT exits at once, QUIT
+ * exits at once, USR1 pauses and USR2 resumes. Handlers run from the loop
+ * (libevent signal events), never in signal context.
+ */
+#include "pooler.h"
+#include "auth.h"
+#include "client.h"
+#include "config.h"
+#include "dns.h"
+#include "janitor.h"
+#include "log.h"
+#include "pool.h"
+#include "server.h"
+#include "varcache.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <grp.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct event_base *pooler_base;
+
+#define MAX_LISTENERS 16
+
+static struct evconnlistener *listeners[MAX_LISTENERS];
+static bool listener_is_unix[MAX_LISTENERS];
+static int listener_count;
+static char unix_socket_path[108];
+
+static enum shutdown_mode shutdown_mode = SHUTDOWN_NONE;
+static struct event *reap_event;
+static struct event *signal_events[6];
+static struct event *accept_retry;
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+	bool is_unix = *(bool *)arg;
+	client_accept(fd, sa, (socklen_t)len, is_unix);
+}
+
+static void resume_accept(evutil_socket_t fd, short what, void *arg)
+{
+	for (int i = 0; i < listener_count; i++)
+		evconnlistener_enable(listeners[i]);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	log_warning("accept() failed: %s", strerror(err));
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		/* Out of descriptors: stop accepting for a moment instead of spinning. */
+		for (int i = 0; i < listener_count; i++)
+			evconnlistener_disable(listeners[i]);
+		struct timeval tv = {1, 0};
+		evtimer_add(accept_retry, &tv);
+	}
+}
+
+static bool add_listener(int fd, bool is_unix, char **err)
+{
+	if (listener_count == MAX_LISTENERS) {
+		close(fd);
+		*err = xstrdup("too many listen addresses");
+		return false;
+	}
+	listener_is_unix[listener_count] = is_unix;
+	struct evconnlistener *l =
+	    evconnlistener_new(pooler_base, on_accept, &listener_is_unix[listener_count],
+	                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (!l) {
+		close(fd);
+		*err = xstrdup("could not create listener");
+		return false;
+	}
+	evconnlistener_set_error_cb(l, on_accept_error);
+	listeners[listener_count++] = l;
+	return true;
+}
+
+static bool listen_tcp(const char *host, char **err)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE},
+	                *res;
+	char port[16];
+	snprintf(port, sizeof(port), "%d", cf->listen_port);
+	int rc = getaddrinfo(strcmp(host, "*") == 0 ? NULL : host, port, &hints, &res);
+	if (rc != 0) {
+		*err = xasprintf("listen_addr %s: %s", host, gai_strerror(rc));
+		return false;
+	}
+	bool any = false;
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		int on = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+		if (cf->so_reuseport)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
+		if (ai->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		    listen(fd, cf->listen_backlog) < 0) {
+			int e = errno;
+			close(fd);
+			/* "*" may offer IPv6 on a host without it; one family is enough. */
+			if (strcmp(host, "*") == 0 && e == EADDRNOTAVAIL)
+				continue;
+			*err = xasprintf("could not listen on %s:%d: %s", host, cf->listen_port,
+			                 strerror(e));
+			freeaddrinfo(res);
+			return false;
+		}
+		if (!add_listener(fd, false, err)) {
+			freeaddrinfo(res);
+			return false;
+		}
+		any = true;
+	}
+	freeaddrinfo(res);
+	if (!any) {
+		*err = xasprintf("could not listen on %s:%d", host, cf->listen_port);
+		return false;
+	}
+	log_info("listening on %s:%d", host, cf->listen_port);
+	return true;
+}
+
+static bool listen_unix(char **err)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", cf->unix_socket_dir,
+	                 cf->listen_port);
+	if (n < 0 || (size_t)n >= sizeof(un.sun_path)) {
+		*err = xasprintf("unix_socket_dir %s: path too long", cf->unix_socket_dir);
+		return false;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		*err = xasprintf("socket: %s", strerror(errno));
+		return false;
+	}
+	/* A socket file left by a crashed process would make bind() fail. */
+	if (connect(fd, (struct sockaddr *)&un, sizeof(un)) == 0 && !cf->so_reuseport) {
+		close(fd);
+		*err = xasprintf("%s: another process is listening there", un.sun_path);
+		return false;
+	}
+	close(fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	unlink(un.sun_path);
+	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 ||
+	    listen(fd, cf->listen_backlog) < 0) {
+		*err = xasprintf("could not listen on %s: %s", un.sun_path, strerror(errno));
+		close(fd);
+		return false;
+	}
+	chmod(un.sun_path, (mode_t)cf->unix_socket_mode);
+	if (cf->unix_socket_group && *cf->unix_socket_group) {
+		struct group *g = getgrnam(cf->unix_socket_group);
+		if (!g || chown(un.sun_path, (uid_t)-1, g->gr_gid) < 0)
+			log_warning("unix_socket_group %s: could not set group of %s",
+			            cf->unix_socket_group, un.sun_path);
+	}
+	strlcpy_s(unix_socket_path, un.sun_path, sizeof(unix_socket_path));
+	log_info("listening on unix:%s", un.sun_path);
+	return add_listener(fd, true, err);
+}
+
+bool pooler_listen(char **err)
+{
+	if (cf->listen_addr && *cf->listen_addr) {
+		const char *p = cf->listen_addr;
+		while (*p) {
+			p += strspn(p, ", \t");
+			size_t len = strcspn(p, ", \t");
+			if (!len)
+				break;
+			char *host = xstrndup(p, len);
+			bool ok = listen_tcp(host, err);
+			free(host);
+			if (!ok)
+				return false;
+			p += len;
+		}
+	}
+	if (cf->unix_socket_dir && *cf->unix_socket_dir && !listen_unix(err))
+		return false;
+	if (listener_count == 0) {
+		*err = xstrdup("nothing to listen on: set listen_addr or unix_socket_dir");
+		return false;
+	}
+	return true;
+}
+
+void pooler_close_listeners(void)
+{
+	for (int i = 0; i < listener_count; i++)
+		evconnlistener_free(listeners[i]);
+	listener_count = 0;
+	if (unix_socket_path[0]) {
+		unlink(unix_socket_path);
+		unix_socket_path[0] = '\0';
+	}
+}
+
+/* Reaping */
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	client_reap();
+	server_reap();
+}
+
+void pooler_schedule_reap(void)
+{
+	if (reap_event)
+		event_active(reap_event, 0, 0);
+}
+
+/* Pause and shutdown */
+
+static bool servers_busy(void)
+{
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		if (!list_empty(&p->active_servers))
+			return true;
+	}
+	return false;
+}
+
+void pooler_pause(void)
+{
+	if (pooler_paused)
+		return;
+	pooler_paused = true;
+	log_info("pausing: new queries wait until resume");
+}
+
+void pooler_resume(void)
+{
+	if (!pooler_paused)
+		return;
+	pooler_paused = false;
+	log_info("resuming");
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		pool_dispatch(p);
+		pool_maintain(p);
+	}
+}
+
+bool pooler_shutting_down(void)
+{
+	return shutdown_mode != SHUTDOWN_NONE;
+}
+
+void pooler_check_shutdown(void)
+{
+	bool done = false;
+	switch (shutdown_mode) {
+	case SHUTDOWN_NONE:
+		return;
+	case SHUTDOWN_WAIT_CLIENTS:
+		done = client_count == 0;
+		break;
+	case SHUTDOWN_WAIT_SERVERS:
+		done = !servers_busy();
+		break;
+	case SHUTDOWN_IMMEDIATE:
+		done = true;
+		break;
+	}
+	if (done)
+		event_base_loopbreak(pooler_base);
+}
+
+void pooler_begin_shutdown(enum shutdown_mode mode)
+{
+	if (shutdown_mode != SHUTDOWN_NONE && mode != SHUTDOWN_IMMEDIATE) {
+		log_info("second shutdown signal: exiting now");
+		mode = SHUTDOWN_IMMEDIATE;
+	}
+	shutdown_mode = mode;
+	switch (mode) {
+	case SHUTDOWN_WAIT_CLIENTS:
+		log_info("shutdown requested: waiting for clients to disconnect");
+		break;
+	case SHUTDOWN_WAIT_SERVERS:
+		log_info("shutdown requested: waiting for server connections to be released");
+		pooler_paused = true;
+		break;
+	default:
+		log_info("shutting down now");
+		break;
+	}
+	pooler_close_listeners();
+	pooler_check_shutdown();
+}
+
+static void reload(void)
+{
+	log_info("got SIGHUP, re-reading config");
+	char *err = NULL;
+	struct config *fresh = config_load(cf->config_file, &err);
+	if (!fresh) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		free(err);
+		return;
+	}
+	struct config *old = cf;
+	cf = fresh;
+	if (!auth_load_files(&err)) {
+		log_error("reload failed, keeping the running configuration: %s", err);
+		free(err);
+		cf = old;
+		config_free(fresh);
+		return;
+	}
+	if (!fresh->verbose && old->verbose == log_verbose)
+		log_verbose = 0;
+	else if (fresh->verbose > log_verbose)
+		log_verbose = fresh->verbose;
+	if (!log_setup(cf->logfile, cf->syslog, cf->syslog_ident, cf->syslog_facility, &err)) {
+		log_error("%s", err);
+		free(err);
+	}
+	dns_configure(cf->dns_max_ttl, cf->dns_nxdomain_ttl);
+	/* Settings read at start only keep their old values. */
+	free(cf->track_extra_parameters);
+	cf->track_extra_parameters =
+	    old->track_extra_parameters ? xstrdup(old->track_extra_parameters) : NULL;
+	config_free(old);
+	pool_apply_config();
+	log_info("configuration reloaded");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	switch (sig) {
+	case SIGHUP:
+		reload();
+		break;
+	case SIGTERM:
+		pooler_begin_shutdown(SHUTDOWN_WAIT_CLIENTS);
+		break;
+	case SIGINT:
+		pooler_begin_shutdown(SHUTDOWN_WAIT_SERVERS);
+		break;
+	case SIGQUIT:
+		pooler_begin_shutdown(SHUTDOWN_IMMEDIATE);
+		break;
+	case SIGUSR1:
+		log_info("got SIGUSR1, pausing all activity");
+		pooler_pause();
+		break;
+	case SIGUSR2:
+		log_info("got SIGUSR2, resuming");
+		pooler_resume();
+		break;
+	}
+}
+
+bool pooler_init(char **err)
+{
+	pooler_base = event_base_new();
+	if (!pooler_base) {
+		*err = xstrdup("could not create the event loop");
+		return false;
+	}
+	reap_event = event_new(pooler_base, -1, 0, on_reap, NULL);
+	accept_retry = evtimer_new(pooler_base, resume_accept, NULL);
+	static const int sigs[] = {SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++) {
+		signal_events[i] = evsignal_new(pooler_base, sigs[i], on_signal, NULL);
+		event_add(signal_events[i], NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sbuf_setup(pooler_base, cf->pkt_buf);
+	varcache_setup(cf->track_extra_parameters);
+	if (!dns_init(pooler_base, cf->dns_max_ttl, cf->dns_nxdomain_ttl,
+	              cf->resolv_conf && *cf->resolv_conf ? cf->resolv_conf : NULL, err))
+		return false;
+	if (!janitor_start(pooler_base)) {
+		*err = xstrdup("could not start the maintenance timer");
+		return false;
+	}
+	return true;
+}
+
+void pooler_run(void)
+{
+	event_base_dispatch(pooler_base);
+}
+
+void pooler_cleanup(void)
+{
+	struct list_node *it, *tmp;
+	list_for_each_safe(it, tmp, &all_clients)
+	{
+		client_close(container_of(it, struct client, all_node), "pooler shutdown");
+	}
+	list_for_each_safe(it, tmp, &login_clients)
+	{
+		client_close(container_of(it, struct client, node), "pooler shutdown");
+	}
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		struct list_node *lists[] = {&p->idle_servers, &p->active_servers, &p->used_servers,
+		                             &p->new_servers};
+		for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
+			struct list_node *sit, *stmp;
+			list_for_each_safe(sit, stmp, lists[i])
+			    server_close(container_of(sit, struct server, node), "pooler shutdown");
+		}
+	}
+	/* Cancel connections still in flight are abandoned with the loop. */
+	client_reap();
+	server_reap();
+	pooler_close_listeners();
+	janitor_stop();
+	dns_shutdown();
+	for (size_t i = 0; i < ARRAY_SIZE(signal_events); i++)
+		if (signal_events[i])
+			event_free(signal_events[i]);
+	event_free(reap_event);
+	event_free(accept_retry);
+	pool_free_all();
+	auth_free_files();
+	varcache_teardown();
+	event_base_free(pooler_base);
+	pooler_base = NULL;
+}

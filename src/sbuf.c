@@ -1,0 +1,288 @@
+/*
+ * Socket buffers over raw libevent events. We read with readv() into
+ * space reserved in the input evbuffer (no FIONREAD round trip per read)
+ * and write with evbuffer_write(), which is one writev() over the chains.
+ */
+#include "sbuf.h"
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+static struct event_base *sbuf_base;
+static int read_size = 16384;
+
+void sbuf_setup(struct event_base *base, int pkt_buf)
+{
+	sbuf_base = base;
+	/* Read at least a few packets' worth at once; pkt_buf is PgBouncer's unit. */
+	read_size = pkt_buf > 4096 ? pkt_buf * 4 : 16384;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+
+void sbuf_init(struct sbuf *sb, sbuf_callback cb, void *arg)
+{
+	memset(sb, 0, sizeof(*sb));
+	sb->fd = -1;
+	sb->cb = cb;
+	sb->arg = arg;
+}
+
+static bool set_nonblocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+	return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
+
+void sbuf_tune_tcp(int fd)
+{
+	int on = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (!cf)
+		return;
+	if (cf->tcp_keepalive) {
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+		if (cf->tcp_keepidle > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &cf->tcp_keepidle,
+			           sizeof(cf->tcp_keepidle));
+		if (cf->tcp_keepintvl > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &cf->tcp_keepintvl,
+			           sizeof(cf->tcp_keepintvl));
+		if (cf->tcp_keepcnt > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cf->tcp_keepcnt,
+			           sizeof(cf->tcp_keepcnt));
+	}
+	if (cf->tcp_user_timeout > 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &cf->tcp_user_timeout,
+		           sizeof(cf->tcp_user_timeout));
+	if (cf->tcp_socket_buffer > 0) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cf->tcp_socket_buffer,
+		           sizeof(cf->tcp_socket_buffer));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cf->tcp_socket_buffer,
+		           sizeof(cf->tcp_socket_buffer));
+	}
+}
+
+static void attach(struct sbuf *sb, int fd, bool is_unix)
+{
+	sb->fd = fd;
+	sb->is_unix = is_unix;
+	sb->in = evbuffer_new();
+	sb->out = evbuffer_new();
+	if (!sb->in || !sb->out)
+		die("out of memory allocating socket buffers");
+	event_assign(&sb->ev_read, sbuf_base, fd, EV_READ | EV_PERSIST, on_read, sb);
+	event_assign(&sb->ev_write, sbuf_base, fd, EV_WRITE | EV_PERSIST, on_write, sb);
+}
+
+bool sbuf_accept(struct sbuf *sb, int fd, bool is_unix)
+{
+	if (!set_nonblocking(fd)) {
+		sb->error = errno;
+		return false;
+	}
+	if (!is_unix)
+		sbuf_tune_tcp(fd);
+	attach(sb, fd, is_unix);
+	sbuf_resume(sb);
+	return true;
+}
+
+bool sbuf_connect(struct sbuf *sb, const struct sockaddr *sa, socklen_t len)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		sb->error = errno;
+		return false;
+	}
+	bool is_unix = sa->sa_family == AF_UNIX;
+	if (!is_unix)
+		sbuf_tune_tcp(fd);
+	attach(sb, fd, is_unix);
+	if (connect(fd, sa, len) == 0) {
+		/* Unix sockets usually connect at once; report it from the loop anyway. */
+		sb->connecting = true;
+		event_add(&sb->ev_write, NULL);
+		return true;
+	}
+	if (errno != EINPROGRESS && errno != EAGAIN) {
+		sb->error = errno;
+		sbuf_close(sb);
+		return false;
+	}
+	sb->connecting = true;
+	event_add(&sb->ev_write, NULL);
+	return true;
+}
+
+void sbuf_close(struct sbuf *sb)
+{
+	if (sb->fd >= 0) {
+		event_del(&sb->ev_read);
+		event_del(&sb->ev_write);
+		close(sb->fd);
+		sb->fd = -1;
+	}
+	if (sb->in)
+		evbuffer_free(sb->in);
+	if (sb->out)
+		evbuffer_free(sb->out);
+	sb->in = sb->out = NULL;
+	sb->reading = sb->want_read = sb->connecting = false;
+	sb->pkt_remaining = 0;
+}
+
+void sbuf_pause(struct sbuf *sb)
+{
+	sb->want_read = false;
+	if (sb->reading) {
+		event_del(&sb->ev_read);
+		sb->reading = false;
+	}
+}
+
+void sbuf_resume(struct sbuf *sb)
+{
+	sb->want_read = true;
+	if (sb->fd < 0 || sb->failed || sb->connecting)
+		return;
+	if (!sb->reading) {
+		event_add(&sb->ev_read, NULL);
+		sb->reading = true;
+	}
+	/* Input left over from before the pause is handled without waiting for new bytes. */
+	if (evbuffer_get_length(sb->in) > 0)
+		event_active(&sb->ev_read, EV_READ, 0);
+}
+
+/* Marks the socket dead and lets the owner hear of it from the loop. */
+static void fail_later(struct sbuf *sb, int err)
+{
+	sb->error = err;
+	sb->failed = true;
+	event_del(&sb->ev_write);
+	event_active(&sb->ev_read, EV_READ, 0);
+}
+
+bool sbuf_flush(struct sbuf *sb)
+{
+	if (sb->fd < 0 || sb->failed)
+		return false;
+	if (sb->connecting)
+		return true;
+	while (evbuffer_get_length(sb->out) > 0) {
+		int n = evbuffer_write(sb->out, sb->fd);
+		if (n > 0)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(&sb->ev_write, NULL);
+			return true;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		fail_later(sb, n < 0 ? errno : EPIPE);
+		return false;
+	}
+	event_del(&sb->ev_write);
+	return true;
+}
+
+bool sbuf_send(struct sbuf *sb, const void *data, size_t len)
+{
+	if (sb->fd < 0 || sb->failed)
+		return false;
+	if (evbuffer_add(sb->out, data, len) != 0)
+		die("out of memory queueing %zu bytes", len);
+	return sbuf_flush(sb);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct sbuf *sb = arg;
+	if (sb->failed) {
+		sb->cb(sb, SBUF_EV_EOF, sb->arg);
+		return;
+	}
+	/* Woken by sbuf_resume() with input pending: no new bytes needed. */
+	if (!(what & EV_READ) || !sb->reading) {
+		if (evbuffer_get_length(sb->in) > 0 && sb->want_read)
+			sb->cb(sb, SBUF_EV_READ, sb->arg);
+		return;
+	}
+
+	struct evbuffer_iovec vec[2];
+	int nvec = evbuffer_reserve_space(sb->in, read_size, vec, 2);
+	if (nvec <= 0)
+		die("out of memory reserving read buffer");
+	struct iovec iov[2];
+	for (int i = 0; i < nvec; i++) {
+		iov[i].iov_base = vec[i].iov_base;
+		iov[i].iov_len = vec[i].iov_len;
+	}
+	ssize_t n = readv(fd, iov, nvec);
+	if (n < 0) {
+		evbuffer_commit_space(sb->in, vec, 0);
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			if (evbuffer_get_length(sb->in) > 0)
+				sb->cb(sb, SBUF_EV_READ, sb->arg);
+			return;
+		}
+		sb->error = errno;
+		sb->failed = true;
+		sb->cb(sb, SBUF_EV_EOF, sb->arg);
+		return;
+	}
+	if (n == 0) {
+		evbuffer_commit_space(sb->in, vec, 0);
+		sb->failed = true;
+		sb->cb(sb, SBUF_EV_EOF, sb->arg);
+		return;
+	}
+	size_t left = (size_t)n;
+	for (int i = 0; i < nvec; i++) {
+		size_t take = left < vec[i].iov_len ? left : vec[i].iov_len;
+		vec[i].iov_len = take;
+		left -= take;
+	}
+	evbuffer_commit_space(sb->in, vec, nvec);
+	sb->cb(sb, SBUF_EV_READ, sb->arg);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct sbuf *sb = arg;
+	if (sb->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err == EINPROGRESS)
+			return;
+		sb->connecting = false;
+		event_del(&sb->ev_write);
+		if (err) {
+			sb->error = err;
+			sb->failed = true;
+			sb->cb(sb, SBUF_EV_CONNECT_FAILED, sb->arg);
+			return;
+		}
+		if (sb->want_read)
+			sbuf_resume(sb);
+		sb->cb(sb, SBUF_EV_CONNECTED, sb->arg);
+		return;
+	}
+	if (!sbuf_flush(sb))
+		return;
+	if (sb->notify_drain && sbuf_out_len(sb) < SBUF_OUT_HIGH) {
+		sb->notify_drain = false;
+		sb->cb(sb, SBUF_EV_DRAINED, sb->arg);
+	}
+}

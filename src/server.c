@@ -1,0 +1,873 @@
+/*
+ * The server side of a connection.
+ *
+ * Login speaks to PostgreSQL as a client: cleartext, md5 or SCRAM-SHA-256
+ * with the password the pooler holds, or with the SCRAM keys a client
+ * proved (pass-through, when the auth_file holds the server's secret).
+ *
+ * Linked to a client, server_process() streams results to it message by
+ * message. Only ReadyForQuery and ParameterStatus are looked at: the first
+ * says when a transaction ends and the server can go back to the pool, the
+ * second keeps tracked parameters true on both sides.
+ */
+#include "server.h"
+#include "auth.h"
+#include "authfile.h"
+#include "client.h"
+#include "config.h"
+#include "dns.h"
+#include "log.h"
+#include "md5.h"
+#include "params.h"
+#include "pool.h"
+#include "pooler.h"
+#include "proto.h"
+#include "scram.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static uint64_t next_server_id = 1;
+static struct list_node closed_servers = LIST_INIT(closed_servers);
+
+static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg);
+
+const char *server_tag(const struct server *s)
+{
+	static char buf[512];
+	snprintf(buf, sizeof(buf), "S-%llu: %s/%s@%s:%d", (unsigned long long)s->id,
+	         s->pool->db->name, s->pool->user->name,
+	         s->pool->db->conf.host ? s->pool->db->conf.host : "unix",
+	         s->pool->db->conf.port > 0 ? s->pool->db->conf.port : 5432);
+	return buf;
+}
+
+void server_reap(void)
+{
+	struct list_node *it;
+	while ((it = list_pop(&closed_servers))) {
+		struct server *s = container_of(it, struct server, node);
+		varcache_free(&s->vars);
+		params_free(s->login_params);
+		if (s->scram) {
+			scram_client_reset(s->scram);
+			free(s->scram);
+		}
+		free(s->auth_secret);
+		free(s);
+	}
+}
+
+void server_close(struct server *s, const char *reason)
+{
+	if (s->state == SV_CLOSED)
+		return;
+	sv_log(cf->log_disconnections ? LOG_LVL_LOG : LOG_LVL_DEBUG, s, "closing because: %s",
+	       reason);
+	if (s->dns) {
+		dns_cancel(s->dns);
+		s->dns = NULL;
+	}
+	struct client *c = s->client;
+	if (c) {
+		s->client = NULL;
+		c->server = NULL;
+		client_fail(c, "08P01", "server conn crashed?");
+	}
+	struct client *ac = s->auth_client;
+	if (ac) {
+		s->auth_client = NULL;
+		auth_query_result(ac, NULL, "auth_query failed: server connection lost");
+	}
+	if (sbuf_is_open(&s->sb) && !s->sb.failed && !s->sb.connecting && s->state != SV_LOGIN) {
+		/* Terminate politely so the server does not log an unexpected EOF. */
+		static const uint8_t terminate[] = {'X', 0, 0, 0, 4};
+		sbuf_send(&s->sb, terminate, sizeof(terminate));
+	}
+	sbuf_close(&s->sb);
+	s->state = SV_CLOSED;
+	pool_server_gone(s);
+	list_append(&closed_servers, &s->node);
+	pooler_schedule_reap();
+}
+
+/* Connecting */
+
+static const char *default_socket_dir(void)
+{
+	struct stat st;
+	return stat("/var/run/postgresql", &st) == 0 ? "/var/run/postgresql" : "/tmp";
+}
+
+static void send_startup(struct server *s)
+{
+	const struct pool_db *db = s->pool->db;
+	struct startup_param params[8];
+	int n = 0;
+	params[n++] = (struct startup_param){"user", s->pool->user->name};
+	params[n++] =
+	    (struct startup_param){"database", db->conf.dbname ? db->conf.dbname : db->name};
+	if (db->conf.client_encoding)
+		params[n++] = (struct startup_param){"client_encoding", db->conf.client_encoding};
+	if (db->conf.datestyle)
+		params[n++] = (struct startup_param){"DateStyle", db->conf.datestyle};
+	if (db->conf.timezone)
+		params[n++] = (struct startup_param){"TimeZone", db->conf.timezone};
+	if (db->conf.application_name)
+		params[n++] = (struct startup_param){"application_name", db->conf.application_name};
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_startup(&pb, params, n);
+	sbuf_send(&s->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+}
+
+static void login_failed(struct server *s, const char *sqlstate, const char *msg)
+{
+	sv_log(LOG_LVL_WARNING, s, "server login failed: %s", msg);
+	struct pool *pool = s->pool;
+	/* Record the failure first: closing asks the pool for replacements. */
+	pool_server_login_failed(pool, sqlstate, msg);
+	server_close(s, "login failed");
+}
+
+static void connect_to(struct server *s, const struct sockaddr *sa, socklen_t len)
+{
+	memcpy(&s->addr, sa, len);
+	s->addr_len = len;
+	if (!sbuf_connect(&s->sb, sa, len)) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "could not connect to server: %s",
+		         strerror(s->sb.error));
+		login_failed(s, "08006", msg);
+	}
+}
+
+static void on_dns(void *arg, const struct sockaddr_storage *addrs, int n, const char *err)
+{
+	struct server *s = arg;
+	s->dns = NULL;
+	if (err || n == 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "could not resolve host \"%s\": %s",
+		         s->pool->db->conf.host, err ? err : "no addresses");
+		login_failed(s, "08006", msg);
+		return;
+	}
+	socklen_t len = addrs[0].ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                               : sizeof(struct sockaddr_in);
+	connect_to(s, (const struct sockaddr *)&addrs[0], len);
+}
+
+void server_launch(struct pool *pool)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->id = next_server_id++;
+	s->pool = pool;
+	s->state = SV_CONNECTING;
+	s->tx_status = 'I';
+	s->connect_time = now_usec();
+	s->login_params = params_new();
+	sbuf_init(&s->sb, server_on_event, s);
+	list_append(&pool->new_servers, &s->node);
+	pool->db->server_count++;
+	pool->user->server_count++;
+	s->counted = true;
+
+	const struct db_config *dc = &pool->db->conf;
+	int port = dc->port > 0 ? dc->port : 5432;
+	const char *host = dc->host && *dc->host ? dc->host : default_socket_dir();
+	sv_log(LOG_LVL_DEBUG, s, "new connection to server");
+
+	if (host[0] == '/') {
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
+		int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", host, port);
+		if (n < 0 || (size_t)n >= sizeof(un.sun_path)) {
+			login_failed(s, "08006", "unix socket path too long");
+			return;
+		}
+		connect_to(s, (struct sockaddr *)&un, sizeof(un));
+		return;
+	}
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, host, &in.sin_addr) == 1) {
+		connect_to(s, (struct sockaddr *)&in, sizeof(in));
+		return;
+	}
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1) {
+		connect_to(s, (struct sockaddr *)&in6, sizeof(in6));
+		return;
+	}
+	s->dns = dns_resolve(host, port, on_dns, s);
+	if (!s->dns)
+		login_failed(s, "08006", "could not start DNS lookup");
+}
+
+/* Login */
+
+/* The cleartext password the pooler holds for this server login, if any. */
+static const char *login_password(const struct server *s)
+{
+	const struct pool_db *db = s->pool->db;
+	const struct pool_user *u = s->pool->user;
+	if (db->conf.user && db->conf.password)
+		return db->conf.password;
+	if (u->password)
+		return u->password;
+	if (u->secret && secret_kind_of(u->secret) == SECRET_PLAIN)
+		return u->secret;
+	return NULL;
+}
+
+static bool send_password(struct server *s, const char *pw)
+{
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_password(&pb, pw);
+	bool ok = sbuf_send(&s->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+	return ok;
+}
+
+static bool handle_auth_request(struct server *s, struct pkt_reader *r)
+{
+	uint32_t code = pr_uint32(r);
+	const struct pool_user *u = s->pool->user;
+	const char *pw = login_password(s);
+	char *err = NULL;
+	switch (code) {
+	case AUTH_REQ_OK:
+		return true;
+	case AUTH_REQ_CLEARTEXT:
+		if (!pw) {
+			login_failed(s, "28P01",
+			             "server asked for a cleartext password, none known");
+			return false;
+		}
+		return send_password(s, pw);
+	case AUTH_REQ_MD5: {
+		const uint8_t *salt = pr_bytes(r, 4);
+		if (!salt)
+			break;
+		char out[MD5_PASSWD_LEN + 1];
+		if (pw)
+			md5_response_for_secret(pw, u->name, salt, out);
+		else if (u->secret && secret_kind_of(u->secret) == SECRET_MD5)
+			md5_response_for_secret(u->secret, u->name, salt, out);
+		else {
+			login_failed(s, "28P01",
+			             "server asked for md5 authentication, no password known");
+			return false;
+		}
+		return send_password(s, out);
+	}
+	case AUTH_REQ_SASL: {
+		bool scram = false;
+		for (;;) {
+			const char *mech = pr_string(r);
+			if (r->bad || !*mech)
+				break;
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				scram = true;
+		}
+		if (!scram) {
+			login_failed(s, "28000", "server offers no SASL mechanism we support");
+			return false;
+		}
+		s->scram = xcalloc(1, sizeof(*s->scram));
+		if (pw) {
+			scram_client_init_password(s->scram, pw);
+		} else if (u->have_scram_keys) {
+			scram_client_init_keys(s->scram, u->scram_client_key, u->scram_server_key);
+		} else {
+			login_failed(s, "28P01",
+			             "server asked for SCRAM authentication, no password or client "
+			             "keys known");
+			return false;
+		}
+		char *first = scram_client_first_message(s->scram);
+		if (!first) {
+			login_failed(s, "28000", "SCRAM: could not start exchange");
+			return false;
+		}
+		struct pktbuf pb;
+		pktbuf_init(&pb);
+		proto_build_sasl_initial(&pb, "SCRAM-SHA-256", first, strlen(first));
+		free(first);
+		bool ok = sbuf_send(&s->sb, pb.data, pb.len);
+		pktbuf_free(&pb);
+		return ok;
+	}
+	case AUTH_REQ_SASL_CONTINUE: {
+		size_t n = pr_left(r);
+		const char *data = (const char *)pr_bytes(r, n);
+		char *final = NULL;
+		if (!s->scram || !data ||
+		    !scram_client_handle_server_first(s->scram, data, n, &final, &err)) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "SCRAM: %s", err ? err : "unexpected message");
+			free(err);
+			login_failed(s, "28000", msg);
+			return false;
+		}
+		struct pktbuf pb;
+		pktbuf_init(&pb);
+		proto_build_sasl_response(&pb, final, strlen(final));
+		free(final);
+		bool ok = sbuf_send(&s->sb, pb.data, pb.len);
+		pktbuf_free(&pb);
+		return ok;
+	}
+	case AUTH_REQ_SASL_FINAL: {
+		size_t n = pr_left(r);
+		const char *data = (const char *)pr_bytes(r, n);
+		if (!s->scram || !data ||
+		    !scram_client_verify_server_final(s->scram, data, n, &err)) {
+			char msg[256];
+			snprintf(msg, sizeof(msg), "SCRAM: %s", err ? err : "unexpected message");
+			free(err);
+			login_failed(s, "28000", msg);
+			return false;
+		}
+		scram_client_reset(s->scram);
+		FREE_AND_NULL(s->scram);
+		return true;
+	}
+	default: {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "server asked for unsupported authentication method %u",
+		         code);
+		login_failed(s, "28000", msg);
+		return false;
+	}
+	}
+	login_failed(s, "08P01", "malformed authentication request from server");
+	return false;
+}
+
+static void login_done(struct server *s)
+{
+	s->state = SV_USED;
+	sv_log(cf->log_connections ? LOG_LVL_LOG : LOG_LVL_DEBUG, s, "login ok");
+	const char *cq = s->pool->db->conf.connect_query;
+	if (cq && *cq) {
+		server_run_task(s, TASK_CONNECT_QUERY, cq);
+		return;
+	}
+	pool_server_ready(s);
+}
+
+/* Handles one whole message during login; false once the server is closed. */
+static bool login_message(struct server *s, uint8_t type, const uint8_t *body, uint32_t len)
+{
+	struct pkt_reader r;
+	pr_init(&r, body, len);
+	switch (type) {
+	case 'R':
+		return handle_auth_request(s, &r);
+	case 'S': {
+		const char *name = pr_string(&r);
+		const char *value = pr_string(&r);
+		if (r.bad)
+			break;
+		params_set(s->login_params, name, value);
+		varcache_set(&s->vars, name, value);
+		return true;
+	}
+	case 'K':
+		s->backend_pid = pr_uint32(&r);
+		s->backend_key = pr_uint32(&r);
+		if (r.bad)
+			break;
+		return true;
+	case 'E': {
+		struct proto_error e;
+		if (!proto_parse_error(body, len, &e))
+			break;
+		login_failed(s, e.sqlstate[0] ? e.sqlstate : "08P01", e.message);
+		return false;
+	}
+	case 'N':
+	case 'v':
+		return true;
+	case 'Z':
+		s->tx_status = len >= 1 ? (char)body[0] : 'I';
+		login_done(s);
+		return s->state != SV_CLOSED;
+	default:
+		break;
+	}
+	login_failed(s, "08P01", "protocol error from server during login");
+	return false;
+}
+
+/* Internal queries */
+
+void server_run_task(struct server *s, enum server_task task, const char *sql)
+{
+	s->task = task;
+	s->task_failed = false;
+	s->expect_ready = 1;
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_query(&pb, sql);
+	sbuf_send(&s->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+}
+
+void server_run_auth_query(struct server *s, struct client *c)
+{
+	const struct pool_db *db = c->pool->db;
+	const char *query = db->conf.auth_query ? db->conf.auth_query : cf->auth_query;
+	s->task = TASK_AUTH_QUERY;
+	s->task_failed = false;
+	s->expect_ready = 1;
+	s->auth_client = c;
+	s->auth_found = false;
+	c->auth_server = s;
+	/* Extended protocol: the user name travels as a parameter, never inside the SQL. */
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	pktbuf_begin(&pb, 'P');
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_string(&pb, query);
+	pktbuf_put_uint16(&pb, 0);
+	pktbuf_end(&pb);
+	pktbuf_begin(&pb, 'B');
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_uint16(&pb, 0);
+	pktbuf_put_uint16(&pb, 1);
+	pktbuf_put_uint32(&pb, (uint32_t)strlen(c->user));
+	pktbuf_put_bytes(&pb, c->user, strlen(c->user));
+	pktbuf_put_uint16(&pb, 0);
+	pktbuf_end(&pb);
+	pktbuf_begin(&pb, 'E');
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_uint32(&pb, 0);
+	pktbuf_end(&pb);
+	pktbuf_begin(&pb, 'S');
+	pktbuf_end(&pb);
+	sbuf_send(&s->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+}
+
+static void finish_task(struct server *s)
+{
+	enum server_task task = s->task;
+	s->task = TASK_NONE;
+	bool ok = !s->task_failed && s->tx_status == 'I';
+	switch (task) {
+	case TASK_CONNECT_QUERY:
+	case TASK_CHECK:
+	case TASK_RESET:
+		if (!ok) {
+			server_close(s, task == TASK_CHECK   ? "server check query failed"
+			                : task == TASK_RESET ? "server reset query failed"
+			                                     : "connect_query failed");
+			return;
+		}
+		pool_server_ready(s);
+		return;
+	case TASK_SET_VARS:
+		if (!ok) {
+			struct client *c = s->client;
+			s->client = NULL;
+			if (c) {
+				c->server = NULL;
+				client_fail(c, "08P01",
+				            "could not apply client settings on the server");
+			}
+			server_close(s, "SET of client settings failed");
+			return;
+		}
+		if (s->client)
+			client_linked(s->client);
+		return;
+	case TASK_AUTH_QUERY: {
+		struct client *c = s->auth_client;
+		s->auth_client = NULL;
+		char *secret = s->auth_secret;
+		s->auth_secret = NULL;
+		bool found = s->auth_found;
+		s->auth_found = false;
+		if (c)
+			c->auth_server = NULL;
+		if (ok)
+			pool_server_ready(s);
+		else
+			server_close(s, "auth_query failed");
+		if (c)
+			auth_query_result(c, found && ok ? secret : NULL,
+			                  ok ? NULL : "auth_query failed");
+		free(secret);
+		return;
+	}
+	case TASK_NONE:
+		return;
+	}
+}
+
+static void auth_query_row(struct server *s, const uint8_t *body, uint32_t len)
+{
+	struct pkt_reader r;
+	pr_init(&r, body, len);
+	uint16_t ncols = pr_uint16(&r);
+	if (ncols < 2 || s->auth_found)
+		return;
+	for (int i = 0; i < 2; i++) {
+		uint32_t n = pr_uint32(&r);
+		if (r.bad)
+			return;
+		if (n == 0xffffffffu)
+			continue; /* NULL password: the user exists but cannot log in with one */
+		const uint8_t *v = pr_bytes(&r, n);
+		if (!v)
+			return;
+		if (i == 1)
+			s->auth_secret = xstrndup((const char *)v, n);
+	}
+	s->auth_found = true;
+}
+
+static bool task_message(struct server *s, uint8_t type, const uint8_t *body, uint32_t len)
+{
+	switch (type) {
+	case 'E': {
+		struct proto_error e;
+		if (proto_parse_error(body, len, &e))
+			sv_log(LOG_LVL_WARNING, s, "internal query failed: %s (%s)", e.message,
+			       e.sqlstate);
+		s->task_failed = true;
+		return true;
+	}
+	case 'S': {
+		struct pkt_reader r;
+		pr_init(&r, body, len);
+		const char *name = pr_string(&r);
+		const char *value = pr_string(&r);
+		if (r.bad)
+			return true;
+		varcache_set(&s->vars, name, value);
+		/* The client asked for this value: adopt the server's spelling of it. */
+		if (s->client)
+			varcache_set(&s->client->vars, name, value);
+		return true;
+	}
+	case 'D':
+		if (s->task == TASK_AUTH_QUERY)
+			auth_query_row(s, body, len);
+		return true;
+	case 'Z':
+		s->tx_status = len >= 1 ? (char)body[0] : 'I';
+		s->expect_ready = 0;
+		finish_task(s);
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* Data path */
+
+static void forward_to_client(struct server *s, size_t n)
+{
+	struct client *c = s->client;
+	if (evbuffer_remove_buffer(s->sb.in, c->sb.out, n) != (int)n)
+		die("evbuffer_remove_buffer failed");
+	s->pool->stats.bytes_sent += n;
+}
+
+static void ready_for_query(struct server *s, char status)
+{
+	struct pool *pool = s->pool;
+	usec_t now = now_usec();
+	char prev = s->tx_status;
+	s->tx_status = status;
+	s->ready_time = now;
+	if (s->expect_ready > 0)
+		s->expect_ready--;
+	pool->stats.query_count++;
+	if (s->request_time)
+		pool->stats.query_time += now - s->request_time;
+	s->request_time = s->expect_ready > 0 ? now : 0;
+	if (status == 'I' && (prev != 'I' || s->expect_ready == 0)) {
+		pool->stats.xact_count++;
+		if (s->client && s->client->xact_start)
+			pool->stats.xact_time += now - s->client->xact_start;
+	}
+	if (s->client) {
+		s->client->last_activity = now;
+		s->client->xact_start =
+		    status == 'I' ? 0 : (prev == 'I' ? now : s->client->xact_start);
+		s->client->request_time = s->request_time;
+	}
+	if (s->expect_ready > 0 || status != 'I')
+		return;
+	if (pool_mode_of(pool) != POOL_MODE_SESSION)
+		s->release_pending = true;
+}
+
+/* Returns false when the server or its client was closed. */
+static bool server_process(struct server *s)
+{
+	struct evbuffer *in = s->sb.in;
+	while (s->client) {
+		size_t avail = evbuffer_get_length(in);
+		if (s->sb.pkt_remaining > 0 && avail > 0) {
+			size_t n = avail < s->sb.pkt_remaining ? avail : s->sb.pkt_remaining;
+			forward_to_client(s, n);
+			s->sb.pkt_remaining -= n;
+			continue;
+		}
+		/* After the transaction's last ReadyForQuery the server goes back to the pool. */
+		if (s->release_pending || avail == 0 || s->sb.pkt_remaining > 0)
+			return true;
+		if (avail < PROTO_HEADER_LEN)
+			return true;
+		uint8_t hdr[PROTO_HEADER_LEN];
+		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
+		uint8_t type;
+		uint32_t len;
+		const char *err;
+		if (proto_read_header(hdr, avail, PROTO_MAX_MESSAGE, &type, &len, &err) !=
+		    PROTO_OK) {
+			server_close(s, err);
+			return false;
+		}
+		if (type == 'Z' || type == 'S') {
+			if (len > 4096) {
+				server_close(s, "oversized message from server");
+				return false;
+			}
+			if (avail < PROTO_HEADER_LEN + len)
+				return true;
+			const uint8_t *msg = evbuffer_pullup(in, PROTO_HEADER_LEN + len);
+			const uint8_t *body = msg + PROTO_HEADER_LEN;
+			if (type == 'Z') {
+				char status = len >= 1 ? (char)body[0] : 'I';
+				if (status != 'I' && pool_mode_of(s->pool) == POOL_MODE_STATEMENT) {
+					struct client *c = s->client;
+					s->dirty = true;
+					client_fail(c, "08P01",
+					            "transaction blocks not allowed in statement "
+					            "pooling mode");
+					return false;
+				}
+				ready_for_query(s, status);
+			} else {
+				struct pkt_reader r;
+				pr_init(&r, body, len);
+				const char *name = pr_string(&r);
+				const char *value = pr_string(&r);
+				if (!r.bad) {
+					varcache_set(&s->vars, name, value);
+					varcache_set(&s->client->vars, name, value);
+				}
+			}
+		}
+		s->sb.pkt_remaining = PROTO_HEADER_LEN + len;
+	}
+	return true;
+}
+
+/* Messages that arrive while no client is linked and no task runs. */
+static bool idle_message(struct server *s, uint8_t type, const uint8_t *body, uint32_t len)
+{
+	switch (type) {
+	case 'S': {
+		struct pkt_reader r;
+		pr_init(&r, body, len);
+		const char *name = pr_string(&r);
+		const char *value = pr_string(&r);
+		if (!r.bad)
+			varcache_set(&s->vars, name, value);
+		return true;
+	}
+	case 'N':
+	case 'A':
+		return true;
+	case 'E': {
+		struct proto_error e;
+		char reason[600];
+		if (proto_parse_error(body, len, &e))
+			snprintf(reason, sizeof(reason), "server error while idle: %s", e.message);
+		else
+			snprintf(reason, sizeof(reason), "server error while idle");
+		server_close(s, reason);
+		return false;
+	}
+	default:
+		server_close(s, "unexpected message from idle server");
+		return false;
+	}
+}
+
+/* Walks whole messages for login, tasks and idle servers. */
+static void process_whole(struct server *s)
+{
+	struct evbuffer *in = s->sb.in;
+	for (;;) {
+		if (s->state == SV_CLOSED)
+			return;
+		if (s->client && s->task == TASK_NONE && s->state == SV_ACTIVE)
+			return; /* linked: the streaming path takes over */
+		size_t avail = evbuffer_get_length(in);
+		if (avail < PROTO_HEADER_LEN)
+			return;
+		uint8_t hdr[PROTO_HEADER_LEN];
+		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
+		uint8_t type;
+		uint32_t len;
+		const char *err;
+		/* Nothing the pooler reads itself is large; a big one means a desync. */
+		if (proto_read_header(hdr, avail, 65536, &type, &len, &err) != PROTO_OK) {
+			if (s->state == SV_LOGIN)
+				login_failed(s, "08P01", err);
+			else
+				server_close(s, err);
+			return;
+		}
+		if (avail < PROTO_HEADER_LEN + len)
+			return;
+		const uint8_t *msg = evbuffer_pullup(in, PROTO_HEADER_LEN + len);
+		uint8_t *copy = xmalloc(len + 1);
+		memcpy(copy, msg + PROTO_HEADER_LEN, len);
+		copy[len] = 0;
+		evbuffer_drain(in, PROTO_HEADER_LEN + len);
+		bool go_on;
+		if (s->state == SV_LOGIN)
+			go_on = login_message(s, type, copy, len);
+		else if (s->task != TASK_NONE)
+			go_on = task_message(s, type, copy, len) || s->state != SV_CLOSED;
+		else
+			go_on = idle_message(s, type, copy, len);
+		free(copy);
+		if (!go_on)
+			return;
+	}
+}
+
+static void server_on_read(struct server *s)
+{
+	if (s->state == SV_ACTIVE && s->client && s->task == TASK_NONE) {
+		struct client *c = s->client;
+		if (!server_process(s))
+			return;
+		if (!sbuf_flush(&c->sb))
+			return;
+		if (s->release_pending) {
+			pool_release_server(s);
+			if (s->state != SV_CLOSED && s->state != SV_ACTIVE)
+				process_whole(s);
+			return;
+		}
+		if (sbuf_out_len(&c->sb) > SBUF_OUT_HIGH) {
+			sbuf_pause(&s->sb);
+			c->sb.notify_drain = true;
+		}
+		return;
+	}
+	process_whole(s);
+	/* A task that just linked a client may have left results for it. */
+	if (s->state == SV_ACTIVE && s->client && s->task == TASK_NONE &&
+	    evbuffer_get_length(s->sb.in) > 0)
+		server_on_read(s);
+}
+
+static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
+{
+	struct server *s = arg;
+	switch (ev) {
+	case SBUF_EV_READ:
+		server_on_read(s);
+		break;
+	case SBUF_EV_CONNECTED:
+		s->state = SV_LOGIN;
+		sbuf_resume(&s->sb);
+		send_startup(s);
+		break;
+	case SBUF_EV_CONNECT_FAILED: {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "could not connect to server: %s", strerror(sb->error));
+		login_failed(s, "08006", msg);
+		break;
+	}
+	case SBUF_EV_EOF:
+		if (s->state == SV_LOGIN)
+			login_failed(s, "08006", "server closed the connection during login");
+		else
+			server_close(s, sb->error ? strerror(sb->error)
+			                          : "server closed the connection");
+		break;
+	case SBUF_EV_DRAINED:
+		if (s->client)
+			client_resume_reading(s->client);
+		break;
+	}
+}
+
+/* Cancel requests travel on their own short-lived connection. */
+struct cancel_conn {
+	struct sbuf sb;
+	struct event *timer;
+	uint8_t packet[16];
+};
+
+static void cancel_conn_free(struct cancel_conn *cc)
+{
+	sbuf_close(&cc->sb);
+	event_free(cc->timer);
+	free(cc);
+}
+
+static void cancel_conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	cancel_conn_free(arg);
+}
+
+static void cancel_conn_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
+{
+	struct cancel_conn *cc = arg;
+	switch (ev) {
+	case SBUF_EV_CONNECTED:
+		if (sbuf_send(sb, cc->packet, sizeof(cc->packet)))
+			return; /* PostgreSQL closes the connection when it is done */
+		break;
+	case SBUF_EV_READ:
+		evbuffer_drain(sb->in, evbuffer_get_length(sb->in));
+		return;
+	default:
+		break;
+	}
+	cancel_conn_free(cc);
+}
+
+void server_send_cancel(struct server *s)
+{
+	if (!s->addr_len || !s->backend_pid)
+		return;
+	struct cancel_conn *cc = xcalloc(1, sizeof(*cc));
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_cancel(&pb, s->backend_pid, s->backend_key);
+	memcpy(cc->packet, pb.data, sizeof(cc->packet));
+	pktbuf_free(&pb);
+	sbuf_init(&cc->sb, cancel_conn_event, cc);
+	cc->timer = evtimer_new(pooler_base, cancel_conn_timeout, cc);
+	struct timeval tv = {10, 0};
+	evtimer_add(cc->timer, &tv);
+	sbuf_resume(&cc->sb);
+	if (!sbuf_connect(&cc->sb, (struct sockaddr *)&s->addr, s->addr_len)) {
+		sv_log(LOG_LVL_WARNING, s, "cancel: could not connect: %s", strerror(cc->sb.error));
+		cancel_conn_free(cc);
+	}
+}
