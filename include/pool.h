@@ -71,6 +71,7 @@ struct pool {
 	struct list_node node; /* in all_pools */
 	struct pool_db *db;
 	struct pool_user *user; /* whom servers log in as */
+	enum pool_mode mode;    /* effective pool_mode, refreshed on RELOAD */
 
 	/* Clients */
 	struct list_node active_clients;  /* logged in; linked or between transactions */
@@ -134,7 +135,10 @@ void pool_maintain(struct pool *pool);
 void pool_dispatch(struct pool *pool);
 
 int pool_server_count(const struct pool *pool);
-enum pool_mode pool_mode_of(const struct pool *pool);
+static inline enum pool_mode pool_mode_of(const struct pool *pool)
+{
+	return pool->mode;
+}
 
 /* Drops autodb databases idle longer than autodb_idle_timeout. */
 void pool_gc_autodb(usec_t now);

@@ -73,6 +73,11 @@ void sbuf_close(struct sbuf *sb);
 
 void sbuf_pause(struct sbuf *sb);
 void sbuf_resume(struct sbuf *sb);
+/*
+ * Re-arms reading without scheduling a callback for buffered input;
+ * returns true if input is waiting, for a caller that handles it at once.
+ */
+bool sbuf_resume_quiet(struct sbuf *sb);
 
 /* Tries to write out; false if the socket failed (an EOF event follows). */
 bool sbuf_flush(struct sbuf *sb);

@@ -130,6 +130,14 @@ static void begin_exchange(struct client *c)
 		m = AUTH_TYPE_SCRAM_SHA_256; /* as PgBouncer: md5 upgrades to SCRAM secrets */
 	switch (m) {
 	case AUTH_TYPE_TRUST:
+		/* As PgBouncer: trust skips the password, not the user's existence. */
+		if (!a->secret) {
+			cl_log(LOG_LVL_LOG, c, "login failed: no such user: %s", c->user);
+			client_fail(c, "28000", "\"trust\" authentication failed");
+			return;
+		}
+		succeed(c);
+		return;
 	case AUTH_TYPE_ANY:
 		succeed(c);
 		return;

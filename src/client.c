@@ -474,7 +474,9 @@ void client_resume_reading(struct client *c)
 
 void client_linked(struct client *c)
 {
-	sbuf_resume(&c->sb);
+	/* Send the query that waited right away, not on the next loop turn. */
+	if (sbuf_resume_quiet(&c->sb))
+		client_on_read(c);
 }
 
 static void client_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)

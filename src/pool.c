@@ -147,6 +147,11 @@ struct pool_user *pool_user_get(const char *name)
 
 /* Pools */
 
+static void refresh_mode(struct pool *p)
+{
+	p->mode = config_pool_mode(cf, &p->db->conf, config_find_user(cf, p->user->name));
+}
+
 struct pool *pool_get(struct pool_db *db, struct pool_user *user)
 {
 	struct list_node *it;
@@ -165,6 +170,7 @@ struct pool *pool_get(struct pool_db *db, struct pool_user *user)
 	list_init(&p->active_servers);
 	list_init(&p->used_servers);
 	list_init(&p->new_servers);
+	refresh_mode(p);
 	list_append(&all_pools, &p->node);
 	return p;
 }
@@ -173,11 +179,6 @@ int pool_server_count(const struct pool *p)
 {
 	return (int)(list_count(&p->idle_servers) + list_count(&p->active_servers) +
 	             list_count(&p->used_servers) + list_count(&p->new_servers));
-}
-
-enum pool_mode pool_mode_of(const struct pool *p)
-{
-	return config_pool_mode(cf, &p->db->conf, config_find_user(cf, p->user->name));
 }
 
 static void move(struct list_node *to, struct list_node *n)
@@ -367,6 +368,9 @@ void pool_client_gone(struct client *c)
 			s->dirty = true;
 		if (s->task == TASK_SET_VARS)
 			s->dirty = true;
+		/* A query still running would go on to the end on the server: stop it. */
+		if (s->expect_ready > 0 && s->task == TASK_NONE)
+			server_send_cancel(s);
 		pool_release_server(s);
 	}
 	if (c->counted_user) {
@@ -549,6 +553,7 @@ void pool_apply_config(void)
 	list_for_each(it, &all_pools)
 	{
 		struct pool *p = container_of(it, struct pool, node);
+		refresh_mode(p);
 		if (!p->db->removed)
 			continue;
 		struct list_node *sit, *stmp;

@@ -1,7 +1,7 @@
 /*
- * Socket buffers over raw libevent events. We read with readv() into
- * space reserved in the input evbuffer (no FIONREAD round trip per read)
- * and write with evbuffer_write(), which is one writev() over the chains.
+ * Socket buffers over raw libevent events. We recv() into space reserved
+ * in the input evbuffer (no FIONREAD round trip per read, no copy) and
+ * send() straight from the output chains.
  */
 #include "sbuf.h"
 #include "config.h"
@@ -12,7 +12,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 static struct event_base *sbuf_base;
@@ -163,6 +162,18 @@ void sbuf_resume(struct sbuf *sb)
 		event_active(&sb->ev_read, EV_READ, 0);
 }
 
+bool sbuf_resume_quiet(struct sbuf *sb)
+{
+	sb->want_read = true;
+	if (sb->fd < 0 || sb->failed || sb->connecting)
+		return false;
+	if (!sb->reading) {
+		event_add(&sb->ev_read, NULL);
+		sb->reading = true;
+	}
+	return evbuffer_get_length(sb->in) > 0;
+}
+
 /* Marks the socket dead and lets the owner hear of it from the loop. */
 static void fail_later(struct sbuf *sb, int err)
 {
@@ -172,6 +183,35 @@ static void fail_later(struct sbuf *sb, int err)
 	event_active(&sb->ev_read, EV_READ, 0);
 }
 
+/*
+ * Writes what the kernel takes. send()/sendmsg() rather than writev(): on
+ * sockets they skip the VFS layer, and MSG_NOSIGNAL spares us SIGPIPE.
+ */
+static ssize_t write_out(struct sbuf *sb)
+{
+	struct evbuffer_iovec vec[16];
+	int n = evbuffer_peek(sb->out, -1, NULL, vec, ARRAY_SIZE(vec));
+	if (n <= 0)
+		return 0;
+	if (n > (int)ARRAY_SIZE(vec))
+		n = ARRAY_SIZE(vec);
+	ssize_t w;
+	if (n == 1) {
+		w = send(sb->fd, vec[0].iov_base, vec[0].iov_len, MSG_NOSIGNAL);
+	} else {
+		struct iovec iov[ARRAY_SIZE(vec)];
+		for (int i = 0; i < n; i++) {
+			iov[i].iov_base = vec[i].iov_base;
+			iov[i].iov_len = vec[i].iov_len;
+		}
+		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		w = sendmsg(sb->fd, &msg, MSG_NOSIGNAL);
+	}
+	if (w > 0)
+		evbuffer_drain(sb->out, (size_t)w);
+	return w;
+}
+
 bool sbuf_flush(struct sbuf *sb)
 {
 	if (sb->fd < 0 || sb->failed)
@@ -179,7 +219,7 @@ bool sbuf_flush(struct sbuf *sb)
 	if (sb->connecting)
 		return true;
 	while (evbuffer_get_length(sb->out) > 0) {
-		int n = evbuffer_write(sb->out, sb->fd);
+		ssize_t n = write_out(sb);
 		if (n > 0)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -218,16 +258,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 
-	struct evbuffer_iovec vec[2];
-	int nvec = evbuffer_reserve_space(sb->in, read_size, vec, 2);
-	if (nvec <= 0)
+	struct evbuffer_iovec vec[1];
+	if (evbuffer_reserve_space(sb->in, read_size, vec, 1) != 1)
 		die("out of memory reserving read buffer");
-	struct iovec iov[2];
-	for (int i = 0; i < nvec; i++) {
-		iov[i].iov_base = vec[i].iov_base;
-		iov[i].iov_len = vec[i].iov_len;
-	}
-	ssize_t n = readv(fd, iov, nvec);
+	ssize_t n = recv(fd, vec[0].iov_base, vec[0].iov_len, 0);
 	if (n < 0) {
 		evbuffer_commit_space(sb->in, vec, 0);
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -246,12 +280,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		sb->cb(sb, SBUF_EV_EOF, sb->arg);
 		return;
 	}
-	size_t left = (size_t)n;
-	for (int i = 0; i < nvec; i++) {
-		size_t take = left < vec[i].iov_len ? left : vec[i].iov_len;
-		vec[i].iov_len = take;
-		left -= take;
-	}
+	vec[0].iov_len = (size_t)n;
+	int nvec = 1;
 	evbuffer_commit_space(sb->in, vec, nvec);
 	sb->cb(sb, SBUF_EV_READ, sb->arg);
 }
