@@ -10,8 +10,58 @@
 #include "server.h"
 
 #include <event2/event.h>
+#include <string.h>
 
 static struct event *tick;
+static usec_t last_stats_time;
+static struct pool_stats last_stats;
+
+/* The "stats:" line PgBouncer writes every stats_period, over all pools. */
+static void log_stats(usec_t now)
+{
+	if (!last_stats_time) {
+		last_stats_time = now;
+		return;
+	}
+	if (cf->stats_period <= 0 || now - last_stats_time < cf->stats_period)
+		return;
+	struct pool_stats sum = {0};
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		const struct pool_stats *ps = &container_of(it, struct pool, node)->stats;
+		sum.xact_count += ps->xact_count;
+		sum.query_count += ps->query_count;
+		sum.bytes_received += ps->bytes_received;
+		sum.bytes_sent += ps->bytes_sent;
+		sum.xact_time += ps->xact_time;
+		sum.query_time += ps->query_time;
+		sum.wait_time += ps->wait_time;
+	}
+	if (sum.xact_count < last_stats.xact_count || sum.query_count < last_stats.query_count ||
+	    sum.bytes_received < last_stats.bytes_received ||
+	    sum.bytes_sent < last_stats.bytes_sent || sum.xact_time < last_stats.xact_time ||
+	    sum.query_time < last_stats.query_time || sum.wait_time < last_stats.wait_time)
+		memset(&last_stats, 0,
+		       sizeof(last_stats)); /* a dropped autodb pool took its totals */
+	double secs = (double)(now - last_stats_time) / USEC_PER_SEC;
+	uint64_t xacts = sum.xact_count - last_stats.xact_count;
+	uint64_t queries = sum.query_count - last_stats.query_count;
+	if (cf->log_stats)
+		log_info("stats: %.0f xacts/s, %.0f queries/s, in %.0f B/s, out %.0f B/s, "
+		         "xact %lld us, query %lld us, wait %lld us",
+		         (double)xacts / secs, (double)queries / secs,
+		         (double)(sum.bytes_received - last_stats.bytes_received) / secs,
+		         (double)(sum.bytes_sent - last_stats.bytes_sent) / secs,
+		         xacts ? (long long)((sum.xact_time - last_stats.xact_time) / (usec_t)xacts)
+		               : 0LL,
+		         queries ? (long long)((sum.query_time - last_stats.query_time) /
+		                               (usec_t)queries)
+		                 : 0LL,
+		         (long long)(sum.wait_time - last_stats.wait_time));
+	last_stats = sum;
+	last_stats_time = now;
+}
 
 static void check_client(struct client *c, usec_t now)
 {
@@ -102,6 +152,7 @@ void janitor_run(void)
 		pool_dispatch(pool);
 	}
 	pool_gc_autodb(now);
+	log_stats(now);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
