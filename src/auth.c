@@ -133,7 +133,7 @@ static void begin_exchange(struct client *c)
 		/* As PgBouncer: trust skips the password, not the user's existence. */
 		if (!a->secret) {
 			cl_log(LOG_LVL_LOG, c, "login failed: no such user: %s", c->user);
-			client_fail(c, "28000", "\"trust\" authentication failed");
+			client_fail(c, "08P01", "\"trust\" authentication failed");
 			return;
 		}
 		succeed(c);
@@ -230,6 +230,12 @@ void auth_start(struct client *c)
 	if (!db) {
 		cl_log(LOG_LVL_LOG, c, "login failed: no such database");
 		client_fail(c, "3D000", "no such database: %s", c->dbname);
+		return;
+	}
+	if (cf->auth_type == AUTH_TYPE_ANY && !db->conf.user) {
+		cl_log(LOG_LVL_ERROR, c,
+		       "auth_type=any requires a forced user (user= in [databases])");
+		client_fail(c, "08P01", "bouncer config error");
 		return;
 	}
 	struct auth_state *a = xcalloc(1, sizeof(*a));
@@ -399,6 +405,10 @@ void auth_handle_password(struct client *c, const uint8_t *body, size_t len)
 		const char *pw = (const char *)body;
 		if (strlen(pw) + 1 != len) {
 			client_fail(c, "08P01", "malformed password packet");
+			return;
+		}
+		if (!*pw) {
+			client_fail(c, "08P01", "empty password returned by client");
 			return;
 		}
 		if (!a->secret || !check_cleartext(a->secret, c->user, pw)) {

@@ -160,6 +160,55 @@ void client_fail(struct client *c, const char *sqlstate, const char *fmt, ...)
 
 /* Startup phase */
 
+/*
+ * The "options" parameter (PGOPTIONS): only "-c name=value" settings, with
+ * backslash escapes, as PgBouncer accepts; each must be tracked or ignored.
+ */
+static bool handle_options(struct client *c, const char *options)
+{
+	const char *p = options;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			return true;
+		if (strncmp(p, "-c", 2) != 0)
+			break;
+		p += 2;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		char arg[400];
+		size_t n = 0;
+		while (*p && *p != ' ' && *p != '\t') {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 >= sizeof(arg)) {
+				client_fail(
+				    c, "08P01",
+				    "unsupported options startup parameter: parameter too long");
+				return false;
+			}
+			arg[n++] = *p++;
+		}
+		arg[n] = '\0';
+		char *eq = strchr(arg, '=');
+		if (!eq)
+			break;
+		*eq = '\0';
+		if (varcache_index(arg) >= 0) {
+			varcache_set(&c->vars, arg, eq + 1);
+		} else if (!config_list_contains(cf->ignore_startup_parameters, arg) &&
+		           !config_list_contains(cf->ignore_startup_parameters, "options")) {
+			client_fail(c, "08P01", "unsupported startup parameter in options: %s",
+			            arg);
+			return false;
+		}
+	}
+	client_fail(c, "08P01",
+	            "unsupported options startup parameter: only '-c config=val' is allowed");
+	return false;
+}
+
 static bool handle_startup_param(struct client *c, const char *name, const char *value)
 {
 	if (strcmp(name, "user") == 0) {
@@ -168,6 +217,8 @@ static bool handle_startup_param(struct client *c, const char *name, const char 
 	} else if (strcmp(name, "database") == 0) {
 		free(c->dbname);
 		c->dbname = xstrdup(value);
+	} else if (strcmp(name, "options") == 0) {
+		return handle_options(c, value);
 	} else if (strncmp(name, "_pq_.", 5) == 0) {
 		/* Protocol extensions we do not know are declined via NegotiateProtocolVersion. */
 	} else if (varcache_set(&c->vars, name, value)) {
@@ -217,6 +268,13 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 	if (!c->dbname || !*c->dbname) {
 		free(c->dbname);
 		c->dbname = xstrdup(c->user);
+	}
+	if (cf->application_name_add_host) {
+		int i = varcache_index("application_name");
+		const char *app = varcache_get(&c->vars, i);
+		char *name = xasprintf("%s - %s:%d", app ? app : "app", c->addr_str, c->port);
+		varcache_set(&c->vars, "application_name", name);
+		free(name);
 	}
 	if ((version & 0xffff) != 0 || n_unknown > 0) {
 		struct pktbuf pb;
@@ -400,8 +458,32 @@ static bool client_process(struct client *c)
 			client_fail(c, "08P01", "%s (message type %d)", err, type ? type : hdr[0]);
 			return false;
 		}
-		if (type == 'X') {
+		switch (type) {
+		case 'X':
 			client_close(c, "client close request");
+			return false;
+		case 'Q':
+			if (cf->disable_pqexec) {
+				client_fail(c, "08P01", "PQexec disallowed");
+				return false;
+			}
+			break;
+		case 'F':
+		case 'S':
+		case 'H':
+		case 'c':
+		case 'f':
+		case 'P':
+		case 'E':
+		case 'C':
+		case 'B':
+		case 'D':
+		case 'd':
+			break;
+		default:
+			/* Not a frontend message: the stream is garbage, not worth forwarding. */
+			cl_log(LOG_LVL_WARNING, c, "unknown pkt from client: %u/0x%x", type, type);
+			client_fail(c, "08P01", "unknown pkt");
 			return false;
 		}
 		if (!c->server) {
