@@ -237,10 +237,13 @@ fi
 
 run_suite() {	# run_suite NAME BINARY
 	local name=$1 bin=$2 out=$SCRATCH/pytest-$1.out rc line
-	mkdir -p "$SCRATCH/tmp-$name"
-	[ ${#RUN_AS[@]} -gt 0 ] && chown postgres "$SCRATCH/tmp-$name"
+	# Short paths: unix socket paths (tmp dir + .s.PGSQL.port) must stay
+	# under 108 bytes.
+	local tmp=$SCRATCH/${name:0:1}
+	mkdir -p "$tmp"
+	[ ${#RUN_AS[@]} -gt 0 ] && chown postgres "$tmp"
 	say "integration suite ($name): $bin"
-	local env=(env PYTHONDONTWRITEBYTECODE=1 PGSIEVE_BIN="$bin" TMPDIR="$SCRATCH/tmp-$name"
+	local env=(env PYTHONDONTWRITEBYTECODE=1 PGSIEVE_BIN="$bin" TMPDIR="$tmp"
 		PG_BIN="$PG_BIN" CI="${CI:-}")
 	if [ "$name" = asan ]; then
 		env+=(ASAN_OPTIONS="detect_leaks=$SAN_LEAKS:abort_on_error=1:halt_on_error=1:print_stacktrace=1:detect_stack_use_after_return=1"
@@ -250,7 +253,7 @@ run_suite() {	# run_suite NAME BINARY
 	(
 		cd "$TREE" || exit 1
 		"${RUN_AS[@]}" "${env[@]}" /usr/bin/python3 -m pytest -p no:cacheprovider \
-			--basetemp="$SCRATCH/tmp-$name/pytest" "${PYTEST_EXTRA[@]}"
+			--basetemp="$tmp/pt" "${PYTEST_EXTRA[@]}"
 		echo $? >"$SCRATCH/rc-$name"
 	) 2>&1 | tee "$out" &
 	CHILD=$!

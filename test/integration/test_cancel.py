@@ -21,12 +21,13 @@ def test_cancel_with_psycopg(pooler, pg, conns, mode):
     bystander = p.connect()
     conns += [c, bystander]
     timer = threading.Timer(0.5, c.cancel)
+    timer.daemon = True
     timer.start()
     start = time.monotonic()
     with pytest.raises(psycopg.errors.QueryCanceled) as ei:
         c.execute("select pg_sleep(10)")
     elapsed = time.monotonic() - start
-    timer.join()
+    timer.join(5)
     assert ei.value.sqlstate == "57014"
     assert elapsed < 3, f"cancel took {elapsed:.1f}s"
     # The same connection is usable afterwards, and so is the other client.
@@ -62,10 +63,15 @@ def test_cancel_with_psql_sigint(pooler):
     proc = subprocess.Popen(["psql", "-X", "-h", p.host, "-p", str(p.port), "-U", "trustuser",
                              "-d", "testdb", "-c", "select pg_sleep(10)"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(1)
-    start = time.monotonic()
-    proc.send_signal(signal.SIGINT)  # psql sends a CancelRequest
-    out, err = proc.communicate(timeout=5)
+    try:
+        time.sleep(1)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)  # psql sends a CancelRequest
+        out, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
     assert time.monotonic() - start < 3
     assert "canceling statement due to user request" in err
     p.assert_serves()

@@ -82,17 +82,20 @@ def test_transaction_mode_50_clients_over_pool_of_5(pooler, pg, table):
         finally:
             conn.close()
 
-    mon = threading.Thread(target=monitor)
+    # Daemon threads and one deadline: a hung pooler must fail the test,
+    # not hang the run.
+    mon = threading.Thread(target=monitor, daemon=True)
     mon.start()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(nclients)]
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(nclients)]
     for t in threads:
         t.start()
     try:
         barrier.wait()
     except threading.BrokenBarrierError:
         pass
+    deadline = time.monotonic() + 40
     for t in threads:
-        t.join(40)
+        t.join(max(0.1, deadline - time.monotonic()))
     stop.set()
     mon.join(5)
     assert not any(t.is_alive() for t in threads), "a client hung"

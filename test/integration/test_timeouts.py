@@ -264,7 +264,7 @@ def test_reserve_pool(pooler, conns):
         except Exception as e:  # noqa: BLE001
             result["err"] = e
 
-    t = threading.Thread(target=third)
+    t = threading.Thread(target=third, daemon=True)
     t.start()
     time.sleep(1.5)
     assert "pid" not in result, "a third server connection was opened past the reserve"
