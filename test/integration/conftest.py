@@ -60,6 +60,9 @@ def pooler_binary():
 
 POOLER_BIN = pooler_binary()
 IS_PGBOUNCER = "pgbouncer" in POOLER_BIN.name.lower()
+# PGSIEVE_VALGRIND=1 runs every pooler under valgrind (memcheck); its
+# reports fail the test like a sanitizer report. Slow: for a few tests.
+VALGRIND = os.environ.get("PGSIEVE_VALGRIND", "") not in ("", "0")
 
 
 def pytest_report_header(config):
@@ -360,16 +363,23 @@ class Pooler:
     def command(self, *args):
         return [str(POOLER_BIN), *args, str(self.ini_path)]
 
+    def launch_command(self, *args):
+        if VALGRIND:
+            return ["valgrind", "--quiet", "--leak-check=full", "--errors-for-leak-kinds=definite",
+                    "--error-exitcode=99", f"--log-file={self.dir}/valgrind.%p"] + \
+                self.command(*args)
+        return self.command(*args)
+
     def start(self, args=(), wait=True):
         self.err_file = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(self.command(*args), stdout=self.err_file,
+        self.proc = subprocess.Popen(self.launch_command(*args), stdout=self.err_file,
                                      stderr=subprocess.STDOUT, env=self.env(),
                                      cwd=str(self.dir), start_new_session=True)
         if wait:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=10):
+    def wait_ready(self, timeout=30 if VALGRIND else 10):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -425,6 +435,8 @@ class Pooler:
                 text += p.read_text(errors="replace")
         for p in self.dir.glob(self.san_prefix.name + "*"):
             text += p.read_text(errors="replace")
+        for p in self.dir.glob("valgrind.*"):
+            text += p.read_text(errors="replace")
         return text
 
     def log_tail(self, n=60):
@@ -450,6 +462,9 @@ class Pooler:
             if marker in text:
                 found.append(f"sanitizer report ({marker!r})")
                 break
+        if re.search(r"==\d+== (Invalid|Conditional jump|Syscall param|Mismatched free|"
+                     r"\d+ bytes in \d+ blocks are definitely lost)", text):
+            found.append("valgrind report")
         for line in text.splitlines():
             if FATAL_RE.search(line) and not any(rx.search(line) for rx in self.expected_fatals):
                 found.append(f"unexpected FATAL: {line}")
