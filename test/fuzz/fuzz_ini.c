@@ -54,6 +54,12 @@ static bool cb(void *arg, const char *file, int line, const char *section, const
 static char *tmpdir;
 static char *cfg_path;
 
+static void cleanup(void)
+{
+	unlink(cfg_path);
+	rmdir(tmpdir);
+}
+
 static void setup(void)
 {
 	log_quiet = true; /* the loader warns about unimplemented settings */
@@ -62,6 +68,7 @@ static void setup(void)
 	if (!mkdtemp(tmpdir))
 		abort();
 	cfg_path = xasprintf("%s/pgbouncer.ini", tmpdir);
+	atexit(cleanup);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
