@@ -3,7 +3,8 @@
  * keeps the settings it chose (client_encoding, DateStyle, TimeZone,
  * standard_conforming_strings, application_name, IntervalStyle, plus
  * track_extra_parameters) when transaction pooling moves it to another
- * server connection: before linking, the difference is applied with SET.
+ * server connection: before linking, the difference is applied with
+ * set_config().
  */
 #ifndef PGSIEVE_VARCACHE_H
 #define PGSIEVE_VARCACHE_H
@@ -32,8 +33,8 @@ void varcache_fill(struct varcache *dst, const struct varcache *src);
 void varcache_free(struct varcache *vc);
 
 /*
- * SET statements that turn server's values into want's (one per line,
- * quoted), or NULL when nothing differs. Unknown wanted values are skipped.
+ * One SELECT of set_config() calls that turns server's values into want's,
+ * or NULL when nothing differs. Unknown wanted values are skipped.
  */
 char *varcache_diff_sql(const struct varcache *want, const struct varcache *server);
 

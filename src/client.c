@@ -455,7 +455,7 @@ static bool client_process(struct client *c)
 		if (max > PROTO_MAX_MESSAGE)
 			max = PROTO_MAX_MESSAGE;
 		if (proto_read_header(hdr, avail, max, &type, &body_len, &err) != PROTO_OK) {
-			client_fail(c, "08P01", "%s (message type %d)", err, type ? type : hdr[0]);
+			client_fail(c, "08P01", "%s (message type %d)", err, hdr[0]);
 			return false;
 		}
 		switch (type) {

@@ -115,6 +115,23 @@ static void append(char **buf, size_t *len, size_t *cap, const char *s, size_t n
 	(*buf)[*len] = '\0';
 }
 
+/*
+ * One statement of set_config() calls. set_config() parses the value as
+ * the configuration file would, so list settings such as search_path
+ * keep their elements; the E'' literal with quotes and backslashes
+ * doubled means the same whatever standard_conforming_strings is.
+ */
+static void append_literal(char **buf, size_t *len, size_t *cap, const char *v)
+{
+	append(buf, len, cap, "E'", 2);
+	for (const char *p = v; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			append(buf, len, cap, p, 1);
+		append(buf, len, cap, p, 1);
+	}
+	append(buf, len, cap, "'", 1);
+}
+
 char *varcache_diff_sql(const struct varcache *want, const struct varcache *server)
 {
 	char *buf = NULL;
@@ -123,17 +140,12 @@ char *varcache_diff_sql(const struct varcache *want, const struct varcache *serv
 		const char *w = want->values[i], *s = server->values[i];
 		if (!w || (s && strcmp(w, s) == 0))
 			continue;
-		append(&buf, &len, &cap, "SET ", 4);
-		/* Names are ours, not the client's; quote them anyway for mixed case. */
-		append(&buf, &len, &cap, "\"", 1);
-		append(&buf, &len, &cap, names[i], strlen(names[i]));
-		append(&buf, &len, &cap, "\" = '", 5);
-		for (const char *p = w; *p; p++) {
-			if (*p == '\'')
-				append(&buf, &len, &cap, "'", 1);
-			append(&buf, &len, &cap, p, 1);
-		}
-		append(&buf, &len, &cap, "';", 2);
+		append(&buf, &len, &cap, len ? ", " : "SELECT ", len ? 2 : 7);
+		append(&buf, &len, &cap, "pg_catalog.set_config(", 22);
+		append_literal(&buf, &len, &cap, names[i]);
+		append(&buf, &len, &cap, ", ", 2);
+		append_literal(&buf, &len, &cap, w);
+		append(&buf, &len, &cap, ", false)", 8);
 	}
 	return buf;
 }

@@ -1,6 +1,6 @@
 /*
  * varcache.c and params.c: which names are tracked, when a value counts
- * as changed, the exact SET text a server receives before a client is
+ * as changed, the exact set_config() text a server receives before a client is
  * linked to it, and the exact ParameterStatus bytes a client receives at
  * login. Expected SQL and bytes are written out by hand.
  */
@@ -215,32 +215,51 @@ static const struct diff_case diff_cases[] = {
      {{"client_encoding", "UTF8"}, {"application_name", "other"}},
      NULL},
     /* one difference */
-    {{{"TimeZone", "Europe/Paris"}}, {{"TimeZone", "UTC"}}, "SET \"TimeZone\" = 'Europe/Paris';"},
+    {{{"TimeZone", "Europe/Paris"}},
+     {{"TimeZone", "UTC"}},
+     "SELECT pg_catalog.set_config(E'TimeZone', E'Europe/Paris', false)"},
     /* the server does not know it either */
-    {{{"application_name", "app"}}, {{NULL, NULL}}, "SET \"application_name\" = 'app';"},
+    {{{"application_name", "app"}},
+     {{NULL, NULL}},
+     "SELECT pg_catalog.set_config(E'application_name', E'app', false)"},
     /* values compare exactly */
     {{{"client_encoding", "utf8"}},
      {{"client_encoding", "UTF8"}},
-     "SET \"client_encoding\" = 'utf8';"},
+     "SELECT pg_catalog.set_config(E'client_encoding', E'utf8', false)"},
     /* several, in tracking order whatever order they were set in */
     {{{"application_name", "a"}, {"DateStyle", "ISO, DMY"}, {"client_encoding", "LATIN1"}},
      {{"DateStyle", "ISO, MDY"}, {"client_encoding", "UTF8"}},
-     "SET \"client_encoding\" = 'LATIN1';SET \"DateStyle\" = 'ISO, DMY';"
-     "SET \"application_name\" = 'a';"},
+     "SELECT pg_catalog.set_config(E'client_encoding', E'LATIN1', false), "
+     "pg_catalog.set_config(E'DateStyle', E'ISO, DMY', false), "
+     "pg_catalog.set_config(E'application_name', E'a', false)"},
     /* single quotes are doubled */
-    {{{"application_name", "it's"}}, {{NULL, NULL}}, "SET \"application_name\" = 'it''s';"},
+    {{{"application_name", "it's"}},
+     {{NULL, NULL}},
+     "SELECT pg_catalog.set_config(E'application_name', E'it''s', false)"},
     {{{"application_name", "'; DROP TABLE t; --"}},
      {{"application_name", "x"}},
-     "SET \"application_name\" = '''; DROP TABLE t; --';"},
-    {{{"application_name", "''"}}, {{NULL, NULL}}, "SET \"application_name\" = '''''';"},
+     "SELECT pg_catalog.set_config(E'application_name', E'''; DROP TABLE t; --', false)"},
+    {{{"application_name", "''"}},
+     {{NULL, NULL}},
+     "SELECT pg_catalog.set_config(E'application_name', E'''''', false)"},
     /* the empty string is a value */
-    {{{"application_name", ""}}, {{"application_name", "psql"}}, "SET \"application_name\" = '';"},
+    {{{"application_name", ""}},
+     {{"application_name", "psql"}},
+     "SELECT pg_catalog.set_config(E'application_name', E'', false)"},
+    /* backslashes are doubled inside E'': no escape can end the literal */
+    {{{"application_name", "\\'; CREATE TABLE pwned(); --"}},
+     {{NULL, NULL}},
+     "SELECT pg_catalog.set_config(E'application_name', E'\\\\''; CREATE TABLE pwned(); --', "
+     "false)"},
     /* double quotes in a value are plain characters */
-    {{{"application_name", "a\"b"}}, {{NULL, NULL}}, "SET \"application_name\" = 'a\"b';"},
+    {{{"application_name", "a\"b"}},
+     {{NULL, NULL}},
+     "SELECT pg_catalog.set_config(E'application_name', E'a\"b', false)"},
     /* extra tracked names are quoted the way they were configured */
     {{{"Search_Path", "public"}, {"IntervalStyle", "iso_8601"}},
      {{"search_path", "\"$user\", public"}},
-     "SET \"IntervalStyle\" = 'iso_8601';SET \"search_path\" = 'public';"},
+     "SELECT pg_catalog.set_config(E'IntervalStyle', E'iso_8601', false), "
+     "pg_catalog.set_config(E'search_path', E'public', false)"},
 };
 
 static void set_all(struct varcache *vc, const struct kv *kv)
@@ -284,13 +303,14 @@ static void test_diff_sql(void)
 	for (int i = 0; i < 300; i++)
 		value[i] = i % 3 == 0 ? '\'' : 'v';
 	value[300] = '\0';
-	size_t n = (size_t)snprintf(expect, sizeof(expect), "SET \"application_name\" = '");
+	size_t n = (size_t)snprintf(expect, sizeof(expect),
+	                            "SELECT pg_catalog.set_config(E'application_name', E'");
 	for (int i = 0; i < 300; i++) {
 		if (value[i] == '\'')
 			expect[n++] = '\'';
 		expect[n++] = value[i];
 	}
-	memcpy(expect + n, "';", 3);
+	memcpy(expect + n, "', false)", 10);
 	CHECK(varcache_set(&want, "application_name", value));
 	CHECK_SQL(varcache_diff_sql(&want, &server), expect);
 	/* after applying it, the same diff is empty */
