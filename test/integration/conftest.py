@@ -149,6 +149,7 @@ log_line_prefix = '%m [%p] %u@%d '
 local   all all                      trust
 host    all postgres   127.0.0.1/32  trust
 host    all trustuser  127.0.0.1/32  trust
+host    all limituser  127.0.0.1/32  trust
 host    all scramuser  127.0.0.1/32  scram-sha-256
 host    all md5user    127.0.0.1/32  md5
 host    all plainuser  127.0.0.1/32  password

@@ -263,5 +263,5 @@ def test_server_too_many_connections_forwarded(pooler, pg):
                databases={"testdb": f"host=127.0.0.1 port={pg.port} dbname=testdb user=limituser"},
                auth_users={"trustuser": "x"})
     f = login_error(p, "trustuser")
-    assert f["C"] == "53300"
     assert f["M"] == 'too many connections for role "limituser"'
+    assert f["C"] == "53300"

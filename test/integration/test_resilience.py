@@ -126,6 +126,20 @@ def test_unknown_database(pooler):
     p.assert_serves()
 
 
+def test_missing_server_database_error_is_forwarded(pooler, pg):
+    # Through "*" the pooler accepts any name; PostgreSQL then refuses the
+    # login with FATAL 3D000, which PgBouncer >= 1.19 forwards with its
+    # SQLSTATE (kill_pool_logins_server_error; the npgsql issue #778 case).
+    p = pooler(databases={"*": f"host=127.0.0.1 port={pg.port}"})
+    raw = p.raw()
+    with pytest.raises(PgError) as ei:
+        raw.startup("trustuser", "no_such_db_on_server")
+    raw.close()
+    assert ei.value.message == 'database "no_such_db_on_server" does not exist'
+    assert ei.value.sqlstate == "3D000"
+    p.assert_serves()
+
+
 # ------------------------------------------------------------------ reload
 
 def test_reload_changes_database_and_pool_size(pooler, pg, conns):
