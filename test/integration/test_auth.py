@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from helpers import PgError, md5_secret
+import expected as X
 
 
 def login_error(p, user, password=None, dbname="testdb"):
@@ -60,8 +61,8 @@ def test_trust(pooler):
     assert current_user(p, "scramuser") == "scramuser"
     # trust needs the user in auth_file (PgBouncer: mock_auth user).
     f = login_error(p, "ghost")
-    assert f["M"] == '"trust" authentication failed'
-    assert (f["S"], f["C"]) == ("FATAL", "08P01")
+    assert f["M"] == X.TRUST_FAILED
+    assert (f["S"], f["C"]) == ("FATAL", X.POOLER_SQLSTATE)
     p.assert_serves()
 
 
@@ -89,12 +90,12 @@ def test_plain_cleartext(pooler, pg):
     # server as scramuser itself: "wrong password type"; so use a forced user.)
     assert raw_login_ok(p, "scramuser", "scrampw", dbname="forced") == "trustuser"
     f = login_error(p, "scramuser", "wrong", dbname="forced")
-    assert f["M"] == "password authentication failed"
+    assert f["M"] == X.PASSWORD_FAILED
     f = login_error(p, "appuser", "wrong")
-    assert f["M"] == "password authentication failed"
-    assert (f["S"], f["C"]) == ("FATAL", "08P01")
+    assert f["M"] == X.PASSWORD_FAILED
+    assert (f["S"], f["C"]) == ("FATAL", X.POOLER_SQLSTATE)
     f = login_error(p, "md5user", "wrong")
-    assert f["M"] == "password authentication failed"
+    assert f["M"] == X.PASSWORD_FAILED
     p.assert_serves(user="appuser", password="apppw")
 
 
@@ -105,11 +106,11 @@ def test_md5(pooler):
     assert raw_login_ok(p, "appuser", "apppw") == "appuser"   # plain secret, md5 exchange
     assert current_user(p, "md5user", "md5pw") == "md5user"
     f = login_error(p, "md5user", "wrong")
-    assert f["M"] == "password authentication failed"
-    assert (f["S"], f["C"]) == ("FATAL", "08P01")
+    assert f["M"] == X.PASSWORD_FAILED
+    assert (f["S"], f["C"]) == ("FATAL", X.POOLER_SQLSTATE)
     # A user that is not in auth_file fails the same way (no user probing).
     f = login_error(p, "ghost", "whatever")
-    assert f["M"] == "password authentication failed"
+    assert f["M"] == X.PASSWORD_FAILED
 
 
 def test_md5_auth_type_upgrades_scram_secret(pooler, pg):
@@ -118,7 +119,7 @@ def test_md5_auth_type_upgrades_scram_secret(pooler, pg):
     p = pooler(settings={"auth_type": "md5"},
                auth_users={"scramuser": pg.scram_secret("scramuser")})
     assert current_user(p, "scramuser", "scrampw") == "scramuser"
-    with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+    with pytest.raises(psycopg.OperationalError, match=X.SASL_FAILED):
         current_user(p, "scramuser", "wrong")
 
 
@@ -128,9 +129,9 @@ def test_scram(pooler, pg):
     p = pooler(settings={"auth_type": "scram-sha-256"}, auth_users=auth)
     assert current_user(p, "appuser", "apppw") == "appuser"
     assert current_user(p, "scramuser", "scrampw") == "scramuser"
-    with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+    with pytest.raises(psycopg.OperationalError, match=X.SASL_FAILED):
         current_user(p, "scramuser", "wrong")
-    with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+    with pytest.raises(psycopg.OperationalError, match=X.SASL_FAILED):
         current_user(p, "appuser", "wrong")
     # An md5 secret cannot verify a SCRAM exchange.
     with pytest.raises(psycopg.OperationalError, match="authentication failed"):
@@ -152,11 +153,11 @@ host  all  all        127.0.0.1/32  scram-sha-256
     assert raw_login_ok(p, "trustuser") == "trustuser"          # no password asked
     assert raw_login_ok(p, "md5user", "md5pw") == "md5user"
     assert current_user(p, "scramuser", "scrampw") == "scramuser"
-    with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+    with pytest.raises(psycopg.OperationalError, match=X.SASL_FAILED):
         current_user(p, "scramuser", "nope")
     f = login_error(p, "appuser", "apppw")
-    assert f["M"] == "login rejected"
-    assert (f["S"], f["C"]) == ("FATAL", "08P01")
+    assert f["M"] == X.HBA_REJECT
+    assert (f["S"], f["C"]) == ("FATAL", X.POOLER_SQLSTATE)
     p.assert_serves()
 
 
@@ -177,12 +178,12 @@ def test_auth_query(pooler, pg, where):
     assert current_user(p, "appuser", "apppw") == "appuser"
     # md5user has an md5 secret: plain md5 exchange, md5 pass-through.
     assert raw_login_ok(p, "md5user", "md5pw") == "md5user"
-    with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+    with pytest.raises(psycopg.OperationalError, match=X.SASL_FAILED):
         current_user(p, "appuser", "wrong")
     f = login_error(p, "md5user", "wrong")
-    assert f["M"] == "password authentication failed"
+    assert f["M"] == X.PASSWORD_FAILED
     # No row for the user: PgBouncer says "no such user".
-    with pytest.raises(psycopg.OperationalError, match="no such user"):
+    with pytest.raises(psycopg.OperationalError, match=X.AUTH_QUERY_NO_USER):
         current_user(p, "ghost", "x")
     p.assert_serves(user="appuser", password="apppw")
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import expected as X
 from helpers import (RawConn, cancel_request, errors_in, parse_error_fields, proc_rss_kb,
                      ssl_request, startup_packet)
 
@@ -32,7 +33,7 @@ def assert_closed_with_optional_error(raw, within=5):
         assert data[:1] == b"E", f"unexpected reply {data[:40]!r}"
         (ln,) = struct.unpack("!I", data[1:5])
         fields = parse_error_fields(data[5:1 + ln])
-        assert fields.get("C") == "08P01", fields
+        assert fields.get("C") == X.POOLER_SQLSTATE, fields
         assert fields.get("S") in ("FATAL", "ERROR"), fields
         return fields
     return None
@@ -148,7 +149,7 @@ def test_random_bytes_after_login(p):
     errs = errors_in(msgs)
     # PgBouncer: "unknown pkt" FATAL 08P01.
     if errs:
-        assert errs[-1]["C"] == "08P01"
+        assert errs[-1]["C"] == X.POOLER_SQLSTATE
     still_serves(p)
 
 

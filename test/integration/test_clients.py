@@ -7,6 +7,7 @@ import subprocess
 
 import asyncpg
 import pytest
+import expected as X
 
 
 def run_client(args, password=None, timeout=120):
@@ -41,7 +42,7 @@ def test_psql_tcp_and_unix_socket(pooler):
                         password="apppw")
     assert (rc, out.strip()) == (0, "via unix socket"), err
     rc, out, err = psql(p.host, p.port, "select 1", user="appuser", password="bad")
-    assert rc != 0 and "SASL authentication failed" in err
+    assert rc != 0 and X.SASL_FAILED in err
 
 
 def test_psql_script_with_transaction(pooler, table):

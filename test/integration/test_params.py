@@ -10,6 +10,7 @@ import asyncio
 
 import asyncpg
 import pytest
+import expected as X
 
 TRACKED = ("application_name", "TimeZone", "DateStyle", "client_encoding")
 
@@ -98,8 +99,8 @@ def test_unsupported_startup_parameter_is_refused(pooler):
     with pytest.raises(PgError) as ei:
         raw.startup("trustuser", "testdb", extra={"work_mem": "64MB"})
     raw.close()
-    assert ei.value.message == "unsupported startup parameter: work_mem"
-    assert ei.value.sqlstate == "08P01"
+    assert ei.value.message == X.UNSUPPORTED_STARTUP_PARAM.format("work_mem")
+    assert ei.value.sqlstate == X.POOLER_SQLSTATE
     # An ignored one is accepted.
     raw = p.raw()
     raw.startup("trustuser", "testdb", extra={"extra_float_digits": "3"})

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from helpers import PgError, query_message, wait_for
+import expected as X
 
 
 def pid_of(conn):
@@ -105,8 +106,8 @@ def test_max_client_conn(pooler, conns):
         raw.startup("trustuser", "testdb")
     raw.close()
     # PgBouncer: FATAL 08P01 (its default SQLSTATE), not PostgreSQL's 53300.
-    assert ei.value.message == "no more connections allowed (max_client_conn)"
-    assert ei.value.sqlstate == "08P01"
+    assert ei.value.message == X.MAX_CLIENT_CONN
+    assert ei.value.sqlstate == X.POOLER_SQLSTATE
     assert ei.value.fields["S"] == "FATAL"
     conns.pop().close()
     p.assert_serves()
@@ -120,8 +121,8 @@ def test_unknown_database(pooler):
     raw.close()
     # PgBouncer 1.25 still sends this with the default SQLSTATE 08P01
     # (disconnect_client, not disconnect_client_sqlstate), after auth.
-    assert ei.value.message == "no such database: nosuchdb"
-    assert ei.value.sqlstate == "08P01"
+    assert ei.value.message == X.NO_SUCH_DATABASE.format("nosuchdb")
+    assert ei.value.sqlstate == X.POOLER_SQLSTATE
     assert ei.value.fields["S"] == "FATAL"
     p.assert_serves()
 

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from helpers import ConnectionClosed, errors_in, free_port, query_message, wait_for
+import expected as X
 
 
 def pid_of(conn):
@@ -33,7 +34,7 @@ def expect_pooler_error(raw, message, within, at_least=0.0):
     errs = errors_in(msgs)
     assert errs, f"closed without an ErrorResponse (after {secs:.1f}s)"
     assert errs[-1]["M"] == message
-    assert (errs[-1]["S"], errs[-1]["C"]) == ("FATAL", "08P01")
+    assert (errs[-1]["S"], errs[-1]["C"]) == ("FATAL", X.POOLER_SQLSTATE)
     assert secs >= at_least, f"closed too early ({secs:.2f}s)"
     return secs
 
@@ -149,7 +150,7 @@ def test_query_timeout(pooler, pg):
     raw = p.raw()
     raw.startup("trustuser", "testdb")
     raw.send(query_message("select pg_sleep(6)"))
-    secs = expect_pooler_error(raw, "query timeout", within=5, at_least=0.8)
+    secs = expect_pooler_error(raw, X.QUERY_TIMEOUT, within=5, at_least=0.8)
     assert secs < 4
     # The pooler recovers: new clients get a (new) server.
     p.assert_serves()
@@ -167,7 +168,7 @@ def test_query_wait_timeout(pooler, conns):
     raw = p.raw()
     raw.startup("trustuser", "testdb")    # login works: welcome is cached
     raw.send(query_message("select 1"))
-    expect_pooler_error(raw, "query_wait_timeout", within=5, at_least=0.8)
+    expect_pooler_error(raw, X.QUERY_WAIT_TIMEOUT, within=5, at_least=0.8)
     # The holder is unaffected.
     assert holder.execute("select 2").fetchone()[0] == 2
     holder.execute("commit")
@@ -183,7 +184,7 @@ def test_client_idle_timeout(pooler):
     raw.startup("trustuser", "testdb")
     rows, _, errors, _ = raw.simple_query("select 1")
     assert errors == []
-    expect_pooler_error(raw, "client_idle_timeout", within=5, at_least=0.8)
+    expect_pooler_error(raw, X.CLIENT_IDLE_TIMEOUT, within=5, at_least=0.8)
     # A busy client is not idle.
     c = p.connect()
     try:
@@ -214,7 +215,7 @@ def test_idle_transaction_timeout(pooler, pg):
     raw.startup("trustuser", "testdb")
     _, _, errors, status = raw.simple_query("begin; select 1")
     assert errors == [] and status == b"T"
-    expect_pooler_error(raw, "idle transaction timeout", within=5, at_least=0.8)
+    expect_pooler_error(raw, X.IDLE_TRANSACTION_TIMEOUT, within=5, at_least=0.8)
     # The server connection that was idle in transaction is gone too.
     wait_for(lambda: not [r for r in pg.backends(usename="trustuser")
                           if r[3] == "idle in transaction"], 3,
@@ -287,7 +288,7 @@ def test_max_db_connections(pooler, pg, conns):
     assert len(pg.backend_pids(datname="testdb")) == 2
     c = p.connect(user="trustuser")      # login is fine (welcome cached) ...
     conns.append(c)
-    with pytest.raises(psycopg.OperationalError, match="query_wait_timeout"):
+    with pytest.raises(psycopg.OperationalError, match=X.QUERY_WAIT_TIMEOUT):
         c.execute("select 1")            # ... but no third server
     assert len(pg.backend_pids(datname="testdb")) <= 2
     a.execute("commit")
@@ -308,7 +309,7 @@ def test_max_user_connections(pooler, pg, conns):
     pid_of(b)
     c = p.connect(dbname="testdb")
     conns.append(c)
-    with pytest.raises(psycopg.OperationalError, match="query_wait_timeout"):
+    with pytest.raises(psycopg.OperationalError, match=X.QUERY_WAIT_TIMEOUT):
         c.execute("select 1")
     assert len(pg.backends(usename="trustuser")) == 2
     # Another user is not limited by trustuser's count.
@@ -390,6 +391,8 @@ def test_server_round_robin(pooler, round_robin):
     b.close()
     seen = []
     for _ in range(4):
+        # Let the released server finish its reset query and go idle.
+        time.sleep(0.3)
         with p.connect() as c:
             seen.append(pid_of(c))
     if round_robin:

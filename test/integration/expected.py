@@ -1,0 +1,36 @@
+"""
+The client-visible errors the tests expect, in one place, each with where
+the fact comes from. They are PgBouncer 1.25's (src/client.c, objects.c,
+janitor.c, server.c, proto.c): pgsieve is a drop-in replacement, so a client
+or a monitoring rule that matches PgBouncer's text or SQLSTATE must keep
+working. Errors PgBouncer raises itself go out through send_pooler_error():
+severity FATAL (the connection is then closed) and, unless a SQLSTATE is
+given, 08P01. Errors PostgreSQL raises during a server login reach the
+waiting clients with PostgreSQL's own SQLSTATE and text (since 1.19).
+"""
+
+# Default SQLSTATE of every error PgBouncer raises itself.
+POOLER_SQLSTATE = "08P01"
+
+# Client authentication (client.c handle_client_startup): no user name in
+# the text, no 28P01.
+PASSWORD_FAILED = "password authentication failed"        # cleartext / md5
+SASL_FAILED = "SASL authentication failed"                # SCRAM
+TRUST_FAILED = '"trust" authentication failed'            # user not in auth_file
+HBA_REJECT = "login rejected"                             # hba "reject" line
+AUTH_QUERY_NO_USER = "no such user"                       # auth_query found no row
+
+# Limits and routing (client.c): 08P01, not PostgreSQL's 53300 / 3D000.
+MAX_CLIENT_CONN = "no more connections allowed (max_client_conn)"
+NO_SUCH_DATABASE = "no such database: {}"                 # after authentication
+UNSUPPORTED_STARTUP_PARAM = "unsupported startup parameter: {}"
+
+# Pool modes (server.c handle_server_work).
+STATEMENT_MODE_TX = "transaction blocks not allowed in statement pooling mode"
+
+# Timeouts (janitor.c).
+QUERY_WAIT_TIMEOUT = "query_wait_timeout"
+QUERY_TIMEOUT = "query timeout"
+CLIENT_IDLE_TIMEOUT = "client_idle_timeout"
+CLIENT_LOGIN_TIMEOUT = "client_login_timeout"
+IDLE_TRANSACTION_TIMEOUT = "idle transaction timeout"
