@@ -26,5 +26,7 @@ void auth_handle_password(struct client *client, const uint8_t *body, size_t len
 /* auth_query results (from server.c): secret or NULL if the user was not found. */
 void auth_query_result(struct client *client, const char *secret, const char *error);
 void auth_free(struct client *client);
+/* The auth_query for this client's database (per-database or global). */
+const char *auth_query_text(const struct client *client);
 
 #endif

@@ -140,6 +140,8 @@ static inline enum pool_mode pool_mode_of(const struct pool *pool)
 	return pool->mode;
 }
 
+/* Opens min_pool_size connections for databases with a forced user. */
+void pool_fill_forced(usec_t now);
 /* Drops autodb databases idle longer than autodb_idle_timeout. */
 void pool_gc_autodb(usec_t now);
 

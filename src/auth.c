@@ -40,6 +40,8 @@ enum auth_step {
 
 struct auth_state {
 	enum auth_step step;
+	bool no_database; /* said only after authentication, so it cannot be probed */
+	struct pool_db *db;
 	enum auth_type method;
 	char *secret; /* NULL: unknown user */
 	uint8_t salt[4];
@@ -109,16 +111,37 @@ static void send_auth(struct client *c, uint32_t code, const void *extra, size_t
 	pktbuf_free(&pb);
 }
 
+/*
+ * PgBouncer's texts, which log-based alerts match; the SQLSTATE is 28P01
+ * (invalid_password) so drivers classify it as an authentication error.
+ */
 static void fail_password(struct client *c)
 {
-	cl_log(LOG_LVL_LOG, c, "login failed: password authentication failed");
-	client_fail(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	bool sasl = c->auth->step == STEP_SCRAM_INITIAL || c->auth->step == STEP_SCRAM_FINAL;
+	cl_log(LOG_LVL_LOG, c, "login failed: db=%s user=%s", c->dbname, c->user);
+	client_fail(c, "28P01",
+	            sasl ? "SASL authentication failed" : "password authentication failed");
 }
 
+/* Pools and users are made only now, so failed logins cannot grow memory. */
 static void succeed(struct client *c)
 {
+	struct auth_state *a = c->auth;
+	if (a->no_database) {
+		cl_log(LOG_LVL_LOG, c, "login failed: no such database");
+		client_fail(c, "3D000", "no such database: %s", c->dbname);
+		return;
+	}
+	const char *login_user = a->db->conf.user ? a->db->conf.user : c->user;
+	c->pool = pool_get(a->db, pool_user_get(login_user));
 	auth_free(c);
 	client_auth_done(c);
+}
+
+const char *auth_query_text(const struct client *c)
+{
+	const struct pool_db *db = c->auth ? c->auth->db : NULL;
+	return db && db->conf.auth_query ? db->conf.auth_query : cf->auth_query;
 }
 
 /* Sends the first request of the method now that the secret is known. */
@@ -183,7 +206,7 @@ static void begin_exchange(struct client *c)
 		return;
 	case AUTH_TYPE_REJECT:
 		cl_log(LOG_LVL_LOG, c, "login rejected by hba");
-		client_fail(c, "28000", "login rejected");
+		client_fail(c, "08P01", "login rejected");
 		return;
 	case AUTH_TYPE_HBA:
 	case AUTH_TYPE_UNSET:
@@ -228,8 +251,25 @@ void auth_start(struct client *c)
 {
 	struct pool_db *db = pool_db_lookup(c->dbname);
 	if (!db) {
-		cl_log(LOG_LVL_LOG, c, "login failed: no such database");
-		client_fail(c, "3D000", "no such database: %s", c->dbname);
+		/* Authenticate anyway (against auth_file only): the answer waits until then. */
+		struct auth_state *a = xcalloc(1, sizeof(*a));
+		c->auth = a;
+		a->no_database = true;
+		a->method = cf->auth_type;
+		if (a->method == AUTH_TYPE_HBA) {
+			struct hba_request req = {
+			    .is_unix = c->sb.is_unix,
+			    .addr = c->sb.is_unix ? NULL : (const struct sockaddr *)&c->addr,
+			    .database = c->dbname,
+			    .user = c->user,
+			};
+			const char *map = NULL;
+			a->method = hba_rules ? hba_match(hba_rules, &req, &map) : AUTH_TYPE_REJECT;
+		}
+		const char *secret = auth_file ? authfile_lookup(auth_file, c->user) : NULL;
+		if (secret)
+			a->secret = xstrdup(secret);
+		begin_exchange(c);
 		return;
 	}
 	if (cf->auth_type == AUTH_TYPE_ANY && !db->conf.user) {
@@ -253,13 +293,10 @@ void auth_start(struct client *c)
 		a->method = hba_rules ? hba_match(hba_rules, &req, &map) : AUTH_TYPE_REJECT;
 	}
 
-	const char *login_user = db->conf.user ? db->conf.user : c->user;
-	struct pool_user *lu = pool_user_get(login_user);
-	struct pool_user *cu = pool_user_get(c->user);
-	c->pool = pool_get(db, lu);
-
+	a->db = db;
 	const char *secret = auth_file ? authfile_lookup(auth_file, c->user) : NULL;
 	if (secret) {
+		struct pool_user *cu = pool_user_get(c->user);
 		if (!cu->secret || strcmp(cu->secret, secret) != 0) {
 			free(cu->secret);
 			cu->secret = xstrdup(secret);
@@ -385,8 +422,10 @@ static void scram_step(struct client *c, const uint8_t *body, size_t len)
 		return;
 	}
 	struct pool_user *cu = pool_user_get(c->user);
-	if (a->secret && secret_kind_of(a->secret) == SECRET_SCRAM &&
-	    scram_server_client_key(&a->scram, cu->scram_client_key)) {
+	if (a->no_database) {
+		/* nothing to remember for a login that is about to be refused */
+	} else if (a->secret && secret_kind_of(a->secret) == SECRET_SCRAM &&
+	           scram_server_client_key(&a->scram, cu->scram_client_key)) {
 		memcpy(cu->scram_server_key, a->scram.secret.server_key, SCRAM_KEY_LEN);
 		cu->have_scram_keys = true;
 	} else if (a->secret && secret_kind_of(a->secret) == SECRET_PLAIN) {
@@ -415,7 +454,7 @@ void auth_handle_password(struct client *c, const uint8_t *body, size_t len)
 			fail_password(c);
 			return;
 		}
-		if (secret_kind_of(a->secret) != SECRET_PLAIN)
+		if (secret_kind_of(a->secret) != SECRET_PLAIN && !a->no_database)
 			remember_password(c, pw);
 		succeed(c);
 		return;

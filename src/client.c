@@ -120,6 +120,10 @@ void client_close(struct client *c, const char *reason)
 		       (long long)((now_usec() - c->connect_time) / USEC_PER_SEC));
 	else
 		cl_log(LOG_LVL_DEBUG, c, "closing because: %s", reason);
+	if (c->auth_server) {
+		c->auth_server->auth_client = NULL;
+		c->auth_server = NULL;
+	}
 	if (c->pool)
 		pool_client_gone(c);
 	c->state = CL_CLOSED;
@@ -284,6 +288,7 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 		pktbuf_free(&pb);
 	}
 	if (client_count > cf->max_client_conn) {
+		/* PgBouncer's text; 53300 (too_many_connections) as PostgreSQL would say. */
 		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}

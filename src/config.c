@@ -57,6 +57,7 @@ enum setting_type {
 #define SF_EMPTY_NULL  0x02 /* "" means "not set" and is stored as NULL */
 #define SF_CHECK_QUERY 0x04 /* "<empty>" is the empty query, "" turns checks off */
 #define SF_CONFFILE    0x08 /* shows the file being read */
+#define SF_PENDING     0x10 /* has a field, but nothing uses it yet: warn when set */
 
 #define NO_FIELD SIZE_MAX
 #define FIELD(f) offsetof(struct config, f)
@@ -90,12 +91,12 @@ struct setting {
 
 /* Keep sorted by name: lookups are a binary search and a unit test checks the order. */
 static const struct setting settings[] = {
-    STR("admin_users", FIELD(admin_users), "", 0),
+    STR("admin_users", FIELD(admin_users), "", SF_PENDING),
     BOOL("application_name_add_host", FIELD(application_name_add_host), "0", 0),
     STR("auth_dbname", FIELD(auth_dbname), "", SF_EMPTY_NULL),
     STR("auth_file", FIELD(auth_file), "", SF_EMPTY_NULL),
     STR("auth_hba_file", FIELD(auth_hba_file), "", SF_EMPTY_NULL),
-    STR("auth_ident_file", FIELD(auth_ident_file), "", SF_EMPTY_NULL),
+    STR("auth_ident_file", FIELD(auth_ident_file), "", SF_EMPTY_NULL | SF_PENDING),
     STR("auth_ldap_options", NO_FIELD, "", 0),
     STR("auth_query", FIELD(auth_query), DEFAULT_AUTH_QUERY, 0),
     {"auth_type", ST_AUTH_TYPE, FIELD(auth_type), "md5", 0, 0, 0},
@@ -118,7 +119,7 @@ static const struct setting settings[] = {
     BOOL("disable_pqexec", FIELD(disable_pqexec), "0", SF_NO_RELOAD),
     TIME("dns_max_ttl", FIELD(dns_max_ttl), "15", 0),
     TIME("dns_nxdomain_ttl", FIELD(dns_nxdomain_ttl), "15", 0),
-    TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", 0),
+    TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", SF_PENDING),
     TIME("idle_transaction_timeout", FIELD(idle_transaction_timeout), "0", 0),
     STR("ignore_startup_parameters", FIELD(ignore_startup_parameters), "", 0),
     STR("job_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD),
@@ -135,7 +136,7 @@ static const struct setting settings[] = {
     INT("max_db_client_connections", NO_FIELD, "0", 0, 0, INT_MAX),
     INT("max_db_connections", FIELD(max_db_connections), "0", 0, 0, INT_MAX),
     INT("max_packet_size", FIELD(max_packet_size), "2147483647", 0, 0, INT_MAX),
-    INT("max_prepared_statements", FIELD(max_prepared_statements), "200", 0, 0, INT_MAX),
+    INT("max_prepared_statements", FIELD(max_prepared_statements), "200", SF_PENDING, 0, INT_MAX),
     INT("max_user_client_connections", NO_FIELD, "0", 0, 0, INT_MAX),
     INT("max_user_connections", FIELD(max_user_connections), "0", 0, 0, INT_MAX),
     INT("min_pool_size", FIELD(min_pool_size), "0", 0, 0, INT_MAX),
@@ -151,12 +152,12 @@ static const struct setting settings[] = {
     INT("reserve_pool_size", FIELD(reserve_pool_size), "0", 0, 0, INT_MAX),
     TIME("reserve_pool_timeout", FIELD(reserve_pool_timeout), "5", 0),
     STR("resolv_conf", FIELD(resolv_conf), "", SF_EMPTY_NULL | SF_NO_RELOAD),
-    INT("sbuf_loopcnt", FIELD(sbuf_loopcnt), "5", 0, 0, INT_MAX),
+    INT("sbuf_loopcnt", FIELD(sbuf_loopcnt), "5", SF_PENDING, 0, INT_MAX),
     INT("scram_iterations", NO_FIELD, "4096", 0, 1, INT_MAX),
     TIME("server_check_delay", FIELD(server_check_delay), "30", 0),
     STR("server_check_query", FIELD(server_check_query), "<empty>", SF_CHECK_QUERY),
     TIME("server_connect_timeout", FIELD(server_connect_timeout), "15", 0),
-    BOOL("server_fast_close", FIELD(server_fast_close), "0", 0),
+    BOOL("server_fast_close", FIELD(server_fast_close), "0", SF_PENDING),
     TIME("server_idle_timeout", FIELD(server_idle_timeout), "600", 0),
     TIME("server_lifetime", FIELD(server_lifetime), "3600", 0),
     TIME("server_login_retry", FIELD(server_login_retry), "15", 0),
@@ -175,8 +176,8 @@ static const struct setting settings[] = {
     TIME("shutdown_wait_timeout", FIELD(shutdown_wait_timeout), "0", 0),
     BOOL("so_reuseport", FIELD(so_reuseport), "0", SF_NO_RELOAD),
     {"stats_period", ST_TIME, FIELD(stats_period), "60", 0, USEC_PER_SEC, TIME_MAX},
-    STR("stats_users", FIELD(stats_users), "", 0),
-    TIME("suspend_timeout", FIELD(suspend_timeout), "10", 0),
+    STR("stats_users", FIELD(stats_users), "", SF_PENDING),
+    TIME("suspend_timeout", FIELD(suspend_timeout), "10", SF_PENDING),
     BOOL("syslog", FIELD(syslog), "0", 0),
     STR("syslog_facility", FIELD(syslog_facility), "daemon", 0),
     STR("syslog_ident", FIELD(syslog_ident), "pgbouncer", 0),
@@ -201,7 +202,7 @@ static const struct setting settings[] = {
 
 static bool implemented(const struct setting *s)
 {
-	return s->offset != NO_FIELD;
+	return s->offset != NO_FIELD && !(s->flags & SF_PENDING);
 }
 
 static const struct setting *find_setting(const char *name)

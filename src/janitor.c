@@ -7,6 +7,7 @@
 #include "config.h"
 #include "log.h"
 #include "pool.h"
+#include "pooler.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -89,6 +90,16 @@ static void check_client(struct client *c, usec_t now)
 	}
 	if (!s || s->task != TASK_NONE)
 		return;
+	if (cf->transaction_timeout > 0 && c->xact_start &&
+	    now - c->xact_start > cf->transaction_timeout) {
+		s->client = NULL;
+		c->server = NULL;
+		if (s->expect_ready > 0)
+			server_send_cancel(s);
+		server_close(s, "transaction timeout");
+		client_fail(c, "08P01", "transaction timeout");
+		return;
+	}
 	if (s->expect_ready > 0) {
 		if (cf->query_timeout > 0 && s->request_time &&
 		    now - s->request_time > cf->query_timeout) {
@@ -152,7 +163,9 @@ void janitor_run(void)
 		pool_dispatch(pool);
 	}
 	pool_gc_autodb(now);
+	pool_fill_forced(now);
 	log_stats(now);
+	pooler_check_shutdown();
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)

@@ -609,6 +609,23 @@ void pool_gc_autodb(usec_t now)
 	}
 }
 
+void pool_fill_forced(usec_t now)
+{
+	static usec_t last;
+	if (now - last < USEC_PER_SEC || pooler_shutting_down())
+		return;
+	last = now;
+	for (const struct db_config *dc = cf->databases; dc; dc = dc->next) {
+		int min = effective_limit(dc->min_pool_size, cf->min_pool_size);
+		if (min <= 0 || !dc->user || strcmp(dc->name, "*") == 0)
+			continue;
+		/* As PgBouncer: a forced user needs no client to know whom to log in as. */
+		struct pool_db *db = pool_db_lookup(dc->name);
+		if (db)
+			pool_maintain(pool_get(db, pool_user_get(dc->user)));
+	}
+}
+
 void pool_free_all(void)
 {
 	struct list_node *it;

@@ -23,6 +23,8 @@
 #include <event2/listener.h>
 #include <grp.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,7 @@ static int listener_count;
 static char unix_socket_path[108];
 
 static enum shutdown_mode shutdown_mode = SHUTDOWN_NONE;
+static usec_t shutdown_started;
 static struct event *reap_event;
 static struct event *signal_events[6];
 static struct event *accept_retry;
@@ -116,6 +119,9 @@ static bool listen_tcp(const char *host, char **err)
 			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
 		if (ai->ai_family == AF_INET6)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+		if (cf->tcp_defer_accept > 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &cf->tcp_defer_accept,
+			           sizeof(cf->tcp_defer_accept));
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 		    listen(fd, cf->listen_backlog) < 0) {
 			int e = errno;
@@ -280,6 +286,11 @@ bool pooler_shutting_down(void)
 void pooler_check_shutdown(void)
 {
 	bool done = false;
+	if (shutdown_mode != SHUTDOWN_NONE && cf->shutdown_wait_timeout > 0 &&
+	    now_usec() - shutdown_started > cf->shutdown_wait_timeout) {
+		log_info("shutdown_wait_timeout reached: exiting with connections still open");
+		shutdown_mode = SHUTDOWN_IMMEDIATE;
+	}
 	switch (shutdown_mode) {
 	case SHUTDOWN_NONE:
 		return;
@@ -304,6 +315,8 @@ void pooler_begin_shutdown(enum shutdown_mode mode)
 		mode = SHUTDOWN_IMMEDIATE;
 	}
 	shutdown_mode = mode;
+	if (!shutdown_started)
+		shutdown_started = now_usec();
 	switch (mode) {
 	case SHUTDOWN_WAIT_CLIENTS:
 		log_info("shutdown requested: waiting for clients to disconnect");

@@ -425,8 +425,7 @@ void server_run_task(struct server *s, enum server_task task, const char *sql)
 
 void server_run_auth_query(struct server *s, struct client *c)
 {
-	const struct pool_db *db = c->pool->db;
-	const char *query = db->conf.auth_query ? db->conf.auth_query : cf->auth_query;
+	const char *query = auth_query_text(c);
 	s->task = TASK_AUTH_QUERY;
 	s->task_failed = false;
 	s->expect_ready = 1;
@@ -863,8 +862,11 @@ void server_send_cancel(struct server *s)
 	pktbuf_free(&pb);
 	sbuf_init(&cc->sb, cancel_conn_event, cc);
 	cc->timer = evtimer_new(pooler_base, cancel_conn_timeout, cc);
-	struct timeval tv = {10, 0};
-	evtimer_add(cc->timer, &tv);
+	if (cf->cancel_wait_timeout > 0) {
+		struct timeval tv = {(time_t)(cf->cancel_wait_timeout / USEC_PER_SEC),
+		                     (suseconds_t)(cf->cancel_wait_timeout % USEC_PER_SEC)};
+		evtimer_add(cc->timer, &tv);
+	}
 	sbuf_resume(&cc->sb);
 	if (!sbuf_connect(&cc->sb, (struct sockaddr *)&s->addr, s->addr_len)) {
 		sv_log(LOG_LVL_WARNING, s, "cancel: could not connect: %s", strerror(cc->sb.error));
