@@ -240,6 +240,28 @@ CREATE ROLE md5user LOGIN PASSWORD '{ROLES["md5user"]}';
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _quiet_postgres(pg):
+    """Each test starts with no client backend left on PostgreSQL: counts of
+    backends per user or database must not see a previous test's server
+    connections that are still going away (or still in a pg_sleep)."""
+    if not wait_quiet(pg, 6):
+        pg.sql("select pg_terminate_backend(pid) from pg_stat_activity "
+               "where backend_type = 'client backend' and pid <> pg_backend_pid()",
+               dbname="postgres")
+        wait_quiet(pg, 5)
+    yield
+
+
+def wait_quiet(pg, timeout):
+    deadline = time.monotonic() + timeout
+    while pg.backends():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @pytest.fixture(scope="session")
 def bench(pg):
     """benchdb initialised for pgbench (scale 1) directly on PostgreSQL, with

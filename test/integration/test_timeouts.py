@@ -149,7 +149,7 @@ def test_query_timeout(pooler, pg):
     p = pooler(settings={"query_timeout": "1"})
     raw = p.raw()
     raw.startup("trustuser", "testdb")
-    raw.send(query_message("select pg_sleep(6)"))
+    raw.send(query_message("select pg_sleep(3)"))
     secs = expect_pooler_error(raw, X.QUERY_TIMEOUT, within=5, at_least=0.8)
     assert secs < 4
     # The pooler recovers: new clients get a (new) server.
