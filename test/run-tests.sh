@@ -128,6 +128,11 @@ build() {	# build DIR CONFIGURE-ARGS...
 	local dir=$1
 	shift
 	say "configure $dir: $*"
+	# A build dir configured from another source dir (a previous run's
+	# copy) has stale dependencies: start it afresh.
+	if [ -f "$dir/config.status" ] && ! grep -qF "srcdir='$SRC'" "$dir/config.status"; then
+		rm -rf "$dir"
+	fi
 	mkdir -p "$dir"
 	(cd "$dir" && "$SRC/configure" "$@" >configure.out 2>&1) || {
 		tail -40 "$dir/configure.out"
@@ -185,7 +190,7 @@ else
 		FAILED=1
 		cat "$ROOT/build/check.out" | tail -40
 		for f in "$ROOT"/build/test/unit/*.log; do
-			[ -f "$f" ] && grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "--- $f"; tail -30 "$f"; }
+			[ -f "$f" ] && grep -q -E ':test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null && { echo "--- $f"; tail -30 "$f"; }
 		done
 	fi
 	grep -E '^(PASS|FAIL|ERROR|SKIP|XFAIL|XPASS):' "$ROOT/build/check.out" || true
