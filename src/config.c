@@ -200,9 +200,15 @@ static const struct setting settings[] = {
 
 #define N_SETTINGS ARRAY_SIZE(settings)
 
+static bool has_field(const struct setting *s)
+{
+	return s->offset != NO_FIELD;
+}
+
+/* Pending settings are stored (the code that will use them reads the field) but warn. */
 static bool implemented(const struct setting *s)
 {
-	return s->offset != NO_FIELD && !(s->flags & SF_PENDING);
+	return has_field(s) && !(s->flags & SF_PENDING);
 }
 
 static const struct setting *find_setting(const char *name)
@@ -410,7 +416,7 @@ static void *field_ptr(struct config *c, const struct setting *s)
 /* Parses value for setting s and, if s has a field, stores it into c. */
 static bool setting_apply(struct config *c, const struct setting *s, const char *value, char **why)
 {
-	void *dst = implemented(s) ? field_ptr(c, s) : NULL;
+	void *dst = has_field(s) ? field_ptr(c, s) : NULL;
 	switch (s->type) {
 	case ST_STRING: {
 		if (!dst)
@@ -1024,7 +1030,7 @@ struct config *config_load(const char *path, char **err)
 	}
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		char *why = NULL;
-		if (implemented(&settings[i]) &&
+		if (has_field(&settings[i]) &&
 		    !setting_apply(c, &settings[i], settings[i].def, &why)) {
 			*err =
 			    xasprintf("internal error: default of %s: %s", settings[i].name, why);
@@ -1054,7 +1060,7 @@ void config_free(struct config *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < N_SETTINGS; i++) {
-		if (implemented(&settings[i]) && settings[i].type == ST_STRING)
+		if (has_field(&settings[i]) && settings[i].type == ST_STRING)
 			free(*(char **)field_ptr(c, &settings[i]));
 	}
 	free(c->config_file);
@@ -1201,7 +1207,7 @@ const char *config_show_value(const struct config *c, const char *name, char *bu
 		return NULL;
 	if (s->flags & SF_CONFFILE)
 		return c->config_file ? c->config_file : "";
-	if (!implemented(s)) {
+	if (!has_field(s)) {
 		for (const struct config_unimplemented *u = c->unimplemented; u; u = u->next)
 			if (strcmp(u->name, s->name) == 0)
 				return u->value;

@@ -450,7 +450,7 @@ void pooler_cleanup(void)
 			    server_close(container_of(sit, struct server, node), "pooler shutdown");
 		}
 	}
-	/* Cancel connections still in flight are abandoned with the loop. */
+	server_cancel_cleanup();
 	client_reap();
 	server_reap();
 	pooler_close_listeners();

@@ -816,13 +816,17 @@ static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
 
 /* Cancel requests travel on their own short-lived connection. */
 struct cancel_conn {
+	struct list_node node; /* in cancel_conns, so shutdown can free them */
 	struct sbuf sb;
 	struct event *timer;
 	uint8_t packet[16];
 };
 
+static struct list_node cancel_conns = LIST_INIT(cancel_conns);
+
 static void cancel_conn_free(struct cancel_conn *cc)
 {
+	list_del(&cc->node);
 	sbuf_close(&cc->sb);
 	event_free(cc->timer);
 	free(cc);
@@ -855,6 +859,7 @@ void server_send_cancel(struct server *s)
 	if (!s->addr_len || !s->backend_pid)
 		return;
 	struct cancel_conn *cc = xcalloc(1, sizeof(*cc));
+	list_append(&cancel_conns, &cc->node);
 	struct pktbuf pb;
 	pktbuf_init(&pb);
 	proto_build_cancel(&pb, s->backend_pid, s->backend_key);
@@ -872,4 +877,11 @@ void server_send_cancel(struct server *s)
 		sv_log(LOG_LVL_WARNING, s, "cancel: could not connect: %s", strerror(cc->sb.error));
 		cancel_conn_free(cc);
 	}
+}
+
+void server_cancel_cleanup(void)
+{
+	struct list_node *it;
+	while ((it = list_first(&cancel_conns)))
+		cancel_conn_free(container_of(it, struct cancel_conn, node));
 }

@@ -1,6 +1,15 @@
 """
 The client-visible errors the tests expect, in one place, each with where
-the fact comes from. They are PgBouncer 1.25's (src/client.c, objects.c,
+the fact comes from.
+
+Deliberate differences from PgBouncer 1.25 (kept in the README too): the
+texts are PgBouncer's, so log-based alerts keep matching, but a wrong
+password is 28P01 (invalid_password), max_client_conn 53300
+(too_many_connections) and an unknown database 3D000
+(invalid_catalog_name), as PostgreSQL itself says them, so that drivers
+classify them correctly; and a user auth_query does not find fails like
+a wrong password instead of PgBouncer's "no such user", which would let
+a client probe for user names. They are PgBouncer 1.25's (src/client.c, objects.c,
 janitor.c, server.c, proto.c): pgsieve is a drop-in replacement, so a client
 or a monitoring rule that matches PgBouncer's text or SQLSTATE must keep
 working. Errors PgBouncer raises itself go out through send_pooler_error():
@@ -12,17 +21,20 @@ waiting clients with PostgreSQL's own SQLSTATE and text (since 1.19).
 # Default SQLSTATE of every error PgBouncer raises itself.
 POOLER_SQLSTATE = "08P01"
 
-# Client authentication (client.c handle_client_startup): no user name in
-# the text, no 28P01.
+# Client authentication (client.c handle_client_startup): PgBouncer's text,
+# no user name in it; SQLSTATE 28P01 (pgsieve's choice, see above).
+AUTH_FAILED_SQLSTATE = "28P01"
 PASSWORD_FAILED = "password authentication failed"        # cleartext / md5
 SASL_FAILED = "SASL authentication failed"                # SCRAM
 TRUST_FAILED = '"trust" authentication failed'            # user not in auth_file
 HBA_REJECT = "login rejected"                             # hba "reject" line
-AUTH_QUERY_NO_USER = "no such user"                       # auth_query found no row
+AUTH_QUERY_NO_USER = PASSWORD_FAILED                      # auth_query found no row (md5)
 
-# Limits and routing (client.c): 08P01, not PostgreSQL's 53300 / 3D000.
+# Limits and routing (client.c): PgBouncer's text, PostgreSQL's SQLSTATE.
 MAX_CLIENT_CONN = "no more connections allowed (max_client_conn)"
+MAX_CLIENT_CONN_SQLSTATE = "53300"
 NO_SUCH_DATABASE = "no such database: {}"                 # after authentication
+NO_SUCH_DATABASE_SQLSTATE = "3D000"
 UNSUPPORTED_STARTUP_PARAM = "unsupported startup parameter: {}"
 
 # Pool modes (server.c handle_server_work).

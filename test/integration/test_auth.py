@@ -93,7 +93,7 @@ def test_plain_cleartext(pooler, pg):
     assert f["M"] == X.PASSWORD_FAILED
     f = login_error(p, "appuser", "wrong")
     assert f["M"] == X.PASSWORD_FAILED
-    assert (f["S"], f["C"]) == ("FATAL", X.POOLER_SQLSTATE)
+    assert (f["S"], f["C"]) == ("FATAL", X.AUTH_FAILED_SQLSTATE)
     f = login_error(p, "md5user", "wrong")
     assert f["M"] == X.PASSWORD_FAILED
     p.assert_serves(user="appuser", password="apppw")
@@ -107,7 +107,7 @@ def test_md5(pooler):
     assert current_user(p, "md5user", "md5pw") == "md5user"
     f = login_error(p, "md5user", "wrong")
     assert f["M"] == X.PASSWORD_FAILED
-    assert (f["S"], f["C"]) == ("FATAL", X.POOLER_SQLSTATE)
+    assert (f["S"], f["C"]) == ("FATAL", X.AUTH_FAILED_SQLSTATE)
     # A user that is not in auth_file fails the same way (no user probing).
     f = login_error(p, "ghost", "whatever")
     assert f["M"] == X.PASSWORD_FAILED
@@ -182,9 +182,11 @@ def test_auth_query(pooler, pg, where):
         current_user(p, "appuser", "wrong")
     f = login_error(p, "md5user", "wrong")
     assert f["M"] == X.PASSWORD_FAILED
-    # No row for the user: PgBouncer says "no such user".
-    with pytest.raises(psycopg.OperationalError, match=X.AUTH_QUERY_NO_USER):
-        current_user(p, "ghost", "x")
+    # No row for the user: it fails like a wrong password (PgBouncer would
+    # say "no such user", which lets clients probe for names).
+    f = login_error(p, "ghost", "x")
+    assert f["M"] == X.AUTH_QUERY_NO_USER
+    assert (f["S"], f["C"]) == ("FATAL", X.AUTH_FAILED_SQLSTATE)
     p.assert_serves(user="appuser", password="apppw")
 
 
