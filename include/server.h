@@ -68,6 +68,9 @@ struct server {
 	bool auth_found;
 	struct sockaddr_storage addr; /* where we connected, for cancel requests */
 	socklen_t addr_len;
+	/* The other addresses DNS gave, tried in turn when a connect fails. */
+	struct sockaddr_storage next_addrs[4];
+	int next_count;
 
 	usec_t connect_time;
 	usec_t idle_since;

@@ -36,7 +36,7 @@ void cancel_request(const uint8_t *pidkey, size_t len)
 	list_for_each(it, &all_clients)
 	{
 		struct client *c = container_of(it, struct client, all_node);
-		if (c->cancel_pid != pid || c->state == CL_LOGIN)
+		if (c->cancel_pid != pid || c->state == CL_LOGIN || c->state == CL_CLOSED)
 			continue;
 		uint8_t mine[4] = {(uint8_t)(c->cancel_key >> 24), (uint8_t)(c->cancel_key >> 16),
 		                   (uint8_t)(c->cancel_key >> 8), (uint8_t)c->cancel_key};

@@ -104,6 +104,7 @@ void client_reap(void)
 
 static void free_client(struct client *c)
 {
+	list_del(&c->all_node);
 	auth_free(c);
 	varcache_free(&c->vars);
 	free(c->user);
@@ -131,8 +132,11 @@ void client_close(struct client *c, const char *reason)
 	if (sbuf_is_open(&c->sb) && sbuf_out_len(&c->sb) > 0)
 		sbuf_flush(&c->sb);
 	sbuf_close(&c->sb);
+	/*
+	 * It stays on all_clients until reaped: loops over that list may hold
+	 * a pointer to it, and skip it by its state meanwhile.
+	 */
 	list_del(&c->node);
-	list_del(&c->all_node);
 	client_count--;
 	list_append(&closed_clients, &c->node);
 	pooler_schedule_reap();

@@ -278,28 +278,38 @@ void pool_request_auth_query(struct pool *pool, struct client *c)
 		pool_maintain(pool);
 }
 
-void pool_dispatch(struct pool *pool)
+/*
+ * Linking can run the client's queued input at once, which can close it,
+ * release a server and dispatch again from inside this loop: so every
+ * round starts again from the head instead of keeping a next pointer.
+ */
+static struct client *first_dispatchable(struct pool *pool)
 {
-	struct list_node *it, *tmp;
-	list_for_each_safe(it, tmp, &pool->waiting_clients)
+	struct list_node *it;
+	list_for_each(it, &pool->waiting_clients)
 	{
 		struct client *c = container_of(it, struct client, node);
+		if (c->state == CL_LOGIN || (c->state == CL_WAITING && !pooler_paused))
+			return c;
+	}
+	return NULL;
+}
+
+void pool_dispatch(struct pool *pool)
+{
+	struct client *c;
+	while ((c = first_dispatchable(pool))) {
+		struct server *s = next_ready_idle(pool);
+		if (!s)
+			return;
 		if (c->state == CL_LOGIN) {
 			/* auth_query is not a query of the client's: it runs even while paused. */
-			struct server *s = next_ready_idle(pool);
-			if (!s)
-				return;
 			move(&login_clients, &c->node);
 			move(&pool->used_servers, &s->node);
 			s->state = SV_USED;
 			server_run_auth_query(s, c);
 			continue;
 		}
-		if (c->state != CL_WAITING || pooler_paused)
-			continue;
-		struct server *s = next_ready_idle(pool);
-		if (!s)
-			return;
 		if (link_pair(c, s) == LINK_NOW)
 			client_linked(c);
 	}

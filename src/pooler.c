@@ -435,10 +435,6 @@ void pooler_cleanup(void)
 	{
 		client_close(container_of(it, struct client, all_node), "pooler shutdown");
 	}
-	list_for_each_safe(it, tmp, &login_clients)
-	{
-		client_close(container_of(it, struct client, node), "pooler shutdown");
-	}
 	list_for_each(it, &all_pools)
 	{
 		struct pool *p = container_of(it, struct pool, node);

@@ -138,16 +138,25 @@ static void login_failed(struct server *s, const char *sqlstate, const char *msg
 	server_close(s, "login failed");
 }
 
+static bool try_next_address(struct server *s);
+
 static void connect_to(struct server *s, const struct sockaddr *sa, socklen_t len)
 {
 	memcpy(&s->addr, sa, len);
 	s->addr_len = len;
 	if (!sbuf_connect(&s->sb, sa, len)) {
+		if (try_next_address(s))
+			return;
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not connect to server: %s",
 		         strerror(s->sb.error));
 		login_failed(s, "08006", msg);
 	}
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
 static void on_dns(void *arg, const struct sockaddr_storage *addrs, int n, const char *err)
@@ -161,9 +170,26 @@ static void on_dns(void *arg, const struct sockaddr_storage *addrs, int n, const
 		login_failed(s, "08006", msg);
 		return;
 	}
-	socklen_t len = addrs[0].ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-	                                               : sizeof(struct sockaddr_in);
-	connect_to(s, (const struct sockaddr *)&addrs[0], len);
+	/* A name may have an address the server does not listen on (::1 for localhost). */
+	int last = n - 1 < (int)ARRAY_SIZE(s->next_addrs) ? n - 1 : (int)ARRAY_SIZE(s->next_addrs);
+	s->next_count = 0;
+	for (int i = last; i >= 1; i--) /* stacked so that addrs[1] comes off first */
+		s->next_addrs[s->next_count++] = addrs[i];
+	connect_to(s, (const struct sockaddr *)&addrs[0], addr_len(&addrs[0]));
+}
+
+/* Starts a connect to the next DNS address after a failure; false if none is left. */
+static bool try_next_address(struct server *s)
+{
+	if (s->next_count == 0)
+		return false;
+	struct sockaddr_storage sa = s->next_addrs[--s->next_count];
+	sv_log(LOG_LVL_DEBUG, s, "connect failed (%s), trying the next address",
+	       strerror(s->sb.error));
+	sbuf_close(&s->sb);
+	sbuf_init(&s->sb, server_on_event, s);
+	connect_to(s, (const struct sockaddr *)&sa, addr_len(&sa));
+	return true;
 }
 
 void server_launch(struct pool *pool)
@@ -795,6 +821,8 @@ static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
 		send_startup(s);
 		break;
 	case SBUF_EV_CONNECT_FAILED: {
+		if (try_next_address(s))
+			break;
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not connect to server: %s", strerror(sb->error));
 		login_failed(s, "08006", msg);

@@ -5,11 +5,16 @@
 # identically. Prints one table row per (pool mode, workload, clients) with
 # each pooler's tps and the ratio pgsieve/pgbouncer.
 #
-#   bash test/bench/bench.sh                  defaults (about 6 minutes)
+#   bash test/bench/bench.sh                  defaults (about 11 minutes)
 #   bash test/bench/bench.sh --quick          a smoke run (about 1 minute)
 #
+# Each cell is measured --repeat times per pooler, alternating which pooler
+# goes first, and the median tps is reported: on a small machine shared by
+# pgbench, PostgreSQL and the pooler, one sample varies by 20%.
+#
 # Options:
-#   --duration S      seconds per measured pgbench run (default 8)
+#   --duration S      seconds per measured pgbench run (default 5)
+#   --repeat N        measured runs per pooler and cell (default 3)
 #   --warmup S        unmeasured run before each measured one (default 1; 0 = none)
 #   --clients LIST    client counts (default "1 10 50")
 #   --modes LIST      pool modes (default "transaction session")
@@ -42,7 +47,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PGBOUNCER_BIN=${PGBOUNCER_BIN:-/usr/sbin/pgbouncer}
 
-DURATION=8
+DURATION=5
+REPEAT=3
 WARMUP=1
 CLIENTS="1 10 50"
 MODES="transaction session"
@@ -58,6 +64,7 @@ usage() { sed -n '2,38p' "$0"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--duration) DURATION=$2; shift ;;
+	--repeat) REPEAT=$2; shift ;;
 	--warmup) WARMUP=$2; shift ;;
 	--clients) CLIENTS=$2; shift ;;
 	--modes) MODES=$2; shift ;;
@@ -68,7 +75,7 @@ while [ $# -gt 0 ]; do
 	--pg-port) EXT_PORT=$2; shift ;;
 	--pg-user) EXT_USER=$2; shift ;;
 	--keep) KEEP=1 ;;
-	--quick) DURATION=3; WARMUP=0; CLIENTS="1 10"; SCALE=1 ;;
+	--quick) DURATION=3; REPEAT=1; WARMUP=0; CLIENTS="1 10"; SCALE=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
@@ -367,6 +374,19 @@ run_one() {	# run_one NAME MODE WORKLOAD CLIENTS SECONDS OUTFILE
 	RESULT=$tps
 }
 
+# Median of numeric samples; a non-numeric sample (a failed run) wins, so
+# that failures are not hidden by the others.
+median() {
+	local bad
+	bad=$(printf '%s\n' "$@" | grep -v -E '^[0-9.]+$' | head -n 1)
+	if [ -n "$bad" ]; then
+		echo "$bad"
+		return
+	fi
+	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 }
+		END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 START=$SECONDS
 ROWS=()
 cell=0
@@ -380,26 +400,33 @@ for mode in $MODES; do
 	for w in $WORKLOADS; do
 		for c in $CLIENTS; do
 			cell=$((cell + 1))
-			# Alternate who goes first, so that neither always runs on a
-			# warmer (or more tired) machine.
-			if [ $((cell % 2)) = 1 ]; then order="pgsieve pgbouncer"; else order="pgbouncer pgsieve"; fi
+			# Alternate who goes first, round by round, so that neither always
+			# runs on a warmer (or more tired) machine.
+			declare -A SAMPLES=([pgsieve]="" [pgbouncer]="")
+			for round in $(seq "$REPEAT"); do
+				if [ $(((cell + round) % 2)) = 0 ]; then order="pgsieve pgbouncer"; else order="pgbouncer pgsieve"; fi
+				for name in $order; do
+					if ! kill -0 "${POOLER_PID[$name]}" 2>/dev/null; then
+						say "$name is not running: restarting it"
+						start_pooler "$name" "$mode" "$pool"
+					fi
+					if [ "$WARMUP" -gt 0 ]; then
+						run_one "$name" "$mode" "$w" "$c" "$WARMUP" \
+							"$SCRATCH/runs/$mode-$w-$c-$name-$round-warmup.out"
+					fi
+					run_one "$name" "$mode" "$w" "$c" "$DURATION" \
+						"$SCRATCH/runs/$mode-$w-$c-$name-$round.out"
+					SAMPLES[$name]="${SAMPLES[$name]} $RESULT"
+				done
+			done
 			declare -A TPS=()
-			for name in $order; do
-				if ! kill -0 "${POOLER_PID[$name]}" 2>/dev/null; then
-					say "$name is not running: restarting it"
-					start_pooler "$name" "$mode" "$pool"
-				fi
-				if [ "$WARMUP" -gt 0 ]; then
-					run_one "$name" "$mode" "$w" "$c" "$WARMUP" \
-						"$SCRATCH/runs/$mode-$w-$c-$name-warmup.out"
-				fi
-				run_one "$name" "$mode" "$w" "$c" "$DURATION" "$SCRATCH/runs/$mode-$w-$c-$name.out"
-				TPS[$name]=$RESULT
+			for name in pgsieve pgbouncer; do
+				TPS[$name]=$(median ${SAMPLES[$name]})
 			done
 			ratio=$(awk -v a="${TPS[pgsieve]}" -v b="${TPS[pgbouncer]}" \
 				'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "-" }')
 			ROWS+=("$mode|$w|$c|${TPS[pgsieve]}|${TPS[pgbouncer]}|$ratio")
-			say "[$cell/$ncells] $mode $w $c clients: pgsieve ${TPS[pgsieve]} tps, pgbouncer ${TPS[pgbouncer]} tps ($order)"
+			say "[$cell/$ncells] $mode $w $c clients: pgsieve ${TPS[pgsieve]} tps (${SAMPLES[pgsieve]# }), pgbouncer ${TPS[pgbouncer]} tps (${SAMPLES[pgbouncer]# })"
 		done
 	done
 	stop_pooler pgsieve
@@ -411,7 +438,8 @@ done
 fmt_tps() { awk -v t="$1" 'BEGIN { if (t ~ /^[0-9.]+$/) printf "%.0f", t; else print t }'; }
 echo
 echo "pgsieve $("$SCRATCH/bin/pgsieve" -V | awk '{print $2}') vs $("$PGBOUNCER_BIN" --version | head -1)," \
-	"PostgreSQL $PG_VERSION, $(nproc) CPUs, pgbench -T $DURATION (warm-up ${WARMUP}s), scale $SCALE"
+	"PostgreSQL $PG_VERSION, $(nproc) CPUs, pgbench -T $DURATION (warm-up ${WARMUP}s)," \
+	"median of $REPEAT runs per cell, scale $SCALE"
 echo "both poolers: auth_type scram-sha-256 (SCRAM pass-through), default_pool_size $TX_POOL" \
 	"(transaction) / $SESSION_POOL (session), TCP on 127.0.0.1"
 echo
