@@ -12,7 +12,5 @@ struct event_base;
 
 bool janitor_start(struct event_base *base);
 void janitor_stop(void);
-/* One pass now (tests and RESUME call it too). */
-void janitor_run(void);
 
 #endif

@@ -103,7 +103,6 @@ extern bool pooler_paused;
 struct pool_db *pool_db_lookup(const char *name);
 /* Finds or creates a user object; secret may come from auth_file later. */
 struct pool_user *pool_user_get(const char *name);
-struct pool_user *pool_user_find(const char *name);
 struct pool *pool_get(struct pool_db *db, struct pool_user *user);
 
 /* Applies a new configuration to databases and users (RELOAD). */

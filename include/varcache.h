@@ -28,8 +28,6 @@ int varcache_index(const char *name);
 /* Records a value if name is tracked; returns whether it changed. */
 bool varcache_set(struct varcache *vc, const char *name, const char *value);
 const char *varcache_get(const struct varcache *vc, int i);
-/* Fills every unknown value of dst from src. */
-void varcache_fill(struct varcache *dst, const struct varcache *src);
 void varcache_free(struct varcache *vc);
 
 /*

@@ -64,6 +64,21 @@ static void log_stats(usec_t now)
 	last_stats_time = now;
 }
 
+/*
+ * Ends a client and its server together for a timeout. A query still
+ * running is cancelled first: closing the socket alone would leave it
+ * running on the server until it next writes.
+ */
+static void end_linked(struct client *c, struct server *s, const char *reason)
+{
+	s->client = NULL;
+	c->server = NULL;
+	if (s->expect_ready > 0)
+		server_send_cancel(s);
+	server_close(s, reason);
+	client_fail(c, "08P01", "%s", reason);
+}
+
 static void check_client(struct client *c, usec_t now)
 {
 	struct server *s = c->server;
@@ -92,32 +107,19 @@ static void check_client(struct client *c, usec_t now)
 		return;
 	if (cf->transaction_timeout > 0 && c->xact_start &&
 	    now - c->xact_start > cf->transaction_timeout) {
-		s->client = NULL;
-		c->server = NULL;
-		if (s->expect_ready > 0)
-			server_send_cancel(s);
-		server_close(s, "transaction timeout");
-		client_fail(c, "08P01", "transaction timeout");
+		end_linked(c, s, "transaction timeout");
 		return;
 	}
 	if (s->expect_ready > 0) {
 		if (cf->query_timeout > 0 && s->request_time &&
-		    now - s->request_time > cf->query_timeout) {
-			s->client = NULL;
-			c->server = NULL;
-			server_close(s, "query timeout");
-			client_fail(c, "08P01", "query timeout");
-		}
+		    now - s->request_time > cf->query_timeout)
+			end_linked(c, s, "query timeout");
 		return;
 	}
 	if (s->tx_status != 'I') {
 		if (cf->idle_transaction_timeout > 0 &&
-		    now - s->ready_time > cf->idle_transaction_timeout) {
-			s->client = NULL;
-			c->server = NULL;
-			server_close(s, "idle transaction timeout");
-			client_fail(c, "08P01", "idle transaction timeout");
-		}
+		    now - s->ready_time > cf->idle_transaction_timeout)
+			end_linked(c, s, "idle transaction timeout");
 		return;
 	}
 	if (cf->client_idle_timeout > 0 && now - c->last_activity > cf->client_idle_timeout)
@@ -147,7 +149,7 @@ static void check_servers(struct pool *pool, usec_t now)
 	}
 }
 
-void janitor_run(void)
+static void janitor_run(void)
 {
 	usec_t now = now_usec();
 	struct list_node *it, *tmp;

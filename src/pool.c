@@ -122,7 +122,7 @@ struct pool_db *pool_db_lookup(const char *name)
 
 /* Users */
 
-struct pool_user *pool_user_find(const char *name)
+static struct pool_user *pool_user_find(const char *name)
 {
 	struct list_node *it;
 	list_for_each(it, &all_users)

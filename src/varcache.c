@@ -90,13 +90,6 @@ const char *varcache_get(const struct varcache *vc, int i)
 	return vc->values[i];
 }
 
-void varcache_fill(struct varcache *dst, const struct varcache *src)
-{
-	for (int i = 0; i < name_count; i++)
-		if (!dst->values[i] && src->values[i])
-			dst->values[i] = xstrdup(src->values[i]);
-}
-
 void varcache_free(struct varcache *vc)
 {
 	for (int i = 0; i < VARCACHE_MAX; i++)
