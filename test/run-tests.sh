@@ -204,6 +204,20 @@ else
 		UNIT_LINE="unit tests: make check failed before running tests"
 	fi
 
+	# The suite runs as a normal user, so the root refusal is checked here,
+	# while we are still root (PostgreSQL and PgBouncer refuse root too).
+	if [ "$(id -u)" = 0 ]; then
+		say "pgsieve refuses to run as root without -u"
+		out=$("$ROOT/build/pgsieve" -q "$ROOT/etc/pgsieve.ini" 2>&1)
+		rc=$?
+		if [ $rc -ne 0 ] && grep -q "should not run as root" <<<"$out"; then
+			echo "ok: exit $rc, $out"
+		else
+			echo "FAILED: exit $rc, output: $out"
+			FAILED=1
+		fi
+	fi
+
 	if [ $ASAN = 1 ]; then
 		if ! build "$ROOT/build-asan" --enable-asan --enable-werror --enable-cassert; then
 			echo "ASan build failed"
