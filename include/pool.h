@@ -144,6 +144,9 @@ void pool_fill_forced(usec_t now);
 /* Drops autodb databases idle longer than autodb_idle_timeout. */
 void pool_gc_autodb(usec_t now);
 
+/* Closes every server connection (shutdown). */
+void pool_close_all_servers(const char *reason);
+
 /* Closes everything: used at exit so sanitizers see no leaks. */
 void pool_free_all(void);
 

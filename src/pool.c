@@ -394,6 +394,11 @@ void pool_client_gone(struct client *c)
 void pool_server_ready(struct server *s)
 {
 	struct pool *pool = s->pool;
+	/* A RELOAD may have changed its database while the reset or check ran. */
+	if (s->dirty || pool->db->removed) {
+		server_close(s, "database configuration changed");
+		return;
+	}
 	to_idle(s);
 	pool->last_login_failure = 0;
 	if (!pool->welcome && s->login_params) {
@@ -510,6 +515,24 @@ void pool_maintain(struct pool *pool)
 	}
 }
 
+static void mark_dirty(struct list_node *servers)
+{
+	struct list_node *it;
+	list_for_each(it, servers)
+	{
+		container_of(it, struct server, node)->dirty = true;
+	}
+}
+
+static void close_all(struct list_node *servers, const char *reason)
+{
+	struct list_node *it, *tmp;
+	list_for_each_safe(it, tmp, servers)
+	{
+		server_close(container_of(it, struct server, node), reason);
+	}
+}
+
 void pool_apply_config(void)
 {
 	struct list_node *it;
@@ -547,16 +570,11 @@ void pool_apply_config(void)
 			struct pool *p = container_of(pit, struct pool, node);
 			if (p->db != db || !moved)
 				continue;
-			struct list_node *sit, *stmp;
-			list_for_each_safe(sit, stmp, &p->active_servers)
-			    container_of(sit, struct server, node)
-			        ->dirty = true;
-			list_for_each_safe(sit, stmp, &p->used_servers)
-			    container_of(sit, struct server, node)
-			        ->dirty = true;
-			list_for_each_safe(sit, stmp, &p->idle_servers)
-			    server_close(container_of(sit, struct server, node),
-			                 "database configuration changed");
+			/* Busy servers finish what they do, then close; idle ones go now. */
+			mark_dirty(&p->active_servers);
+			mark_dirty(&p->used_servers);
+			mark_dirty(&p->new_servers);
+			close_all(&p->idle_servers, "database configuration changed");
 		}
 	}
 	/* Removed databases: idle servers go now, busy ones when released. */
@@ -564,11 +582,8 @@ void pool_apply_config(void)
 	{
 		struct pool *p = container_of(it, struct pool, node);
 		refresh_mode(p);
-		if (!p->db->removed)
-			continue;
-		struct list_node *sit, *stmp;
-		list_for_each_safe(sit, stmp, &p->idle_servers)
-		    server_close(container_of(sit, struct server, node), "database removed");
+		if (p->db->removed)
+			close_all(&p->idle_servers, "database removed");
 	}
 }
 
@@ -633,6 +648,19 @@ void pool_fill_forced(usec_t now)
 		struct pool_db *db = pool_db_lookup(dc->name);
 		if (db)
 			pool_maintain(pool_get(db, pool_user_get(dc->user)));
+	}
+}
+
+void pool_close_all_servers(const char *reason)
+{
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		close_all(&p->idle_servers, reason);
+		close_all(&p->active_servers, reason);
+		close_all(&p->used_servers, reason);
+		close_all(&p->new_servers, reason);
 	}
 }
 

@@ -435,17 +435,7 @@ void pooler_cleanup(void)
 	{
 		client_close(container_of(it, struct client, all_node), "pooler shutdown");
 	}
-	list_for_each(it, &all_pools)
-	{
-		struct pool *p = container_of(it, struct pool, node);
-		struct list_node *lists[] = {&p->idle_servers, &p->active_servers, &p->used_servers,
-		                             &p->new_servers};
-		for (size_t i = 0; i < ARRAY_SIZE(lists); i++) {
-			struct list_node *sit, *stmp;
-			list_for_each_safe(sit, stmp, lists[i])
-			    server_close(container_of(sit, struct server, node), "pooler shutdown");
-		}
-	}
+	pool_close_all_servers("pooler shutdown");
 	server_cancel_cleanup();
 	client_reap();
 	server_reap();

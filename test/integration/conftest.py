@@ -427,9 +427,13 @@ class Pooler:
         self.proc.send_signal(sig)
 
     def reload(self):
-        """SIGHUP; waits a little so the new config is in force."""
+        """SIGHUP; returns once the pooler says it applied or refused the file."""
+        before = self.log_size()
         self.signal(signal.SIGHUP)
-        time.sleep(0.5)
+        if IS_PGBOUNCER:
+            time.sleep(0.5)   # PgBouncer logs nothing after applying a reload
+        else:
+            self.wait_log(r"configuration reloaded|reload failed", timeout=10, since=before)
 
     def wait_exit(self, timeout):
         try:
