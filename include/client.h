@@ -18,6 +18,7 @@
 struct pool;
 struct server;
 struct auth_state;
+struct pool_user;
 
 enum client_state {
 	CL_LOGIN,   /* startup and authentication */
@@ -41,7 +42,9 @@ struct client {
 	char *dbname;
 	struct varcache vars; /* what the client set */
 	struct auth_state *auth;
-	bool admin; /* reserved for the admin console */
+	bool admin;          /* logged in to the admin console */
+	bool admin_waiting;  /* a console command (PAUSE) has not answered yet */
+	char *admin_wait_db; /* PAUSE <db>: the database it waits for */
 
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -55,7 +58,7 @@ struct client {
 	usec_t request_time; /* waiting: since when; active: current query start */
 	usec_t last_activity;
 	usec_t xact_start;
-	bool counted_user;          /* holds a slot in pool_user client_count */
+	struct pool_user *account;  /* its role, whose client count it holds */
 	struct server *auth_server; /* running our auth_query */
 };
 

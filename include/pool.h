@@ -25,12 +25,30 @@ struct server;
 struct dns_request;
 struct param_list;
 
+struct pool_stats {
+	uint64_t server_assignment_count;
+	uint64_t xact_count;
+	uint64_t query_count;
+	uint64_t bytes_received;
+	uint64_t bytes_sent;
+	usec_t xact_time;
+	usec_t query_time;
+	usec_t wait_time;
+	uint64_t parse_count; /* Parse messages from clients */
+	uint64_t bind_count;
+};
+
 struct pool_db {
 	struct list_node node; /* in all_dbs */
 	char *name;
 	struct db_config conf; /* owned copy of its [databases] entry */
 	bool autodb;           /* made from the "*" entry */
 	bool removed;          /* gone from the config: closed once idle */
+	bool paused;           /* PAUSE <db>: no new server links */
+	/* Per-second rates and per-event times of the last stats_period (SHOW STATS avg_*). */
+	struct pool_stats stats_prev;
+	struct pool_stats stats_avg;
+	usec_t stats_time;
 	usec_t inactive_since; /* autodb: no pool has connections since */
 	int server_count;      /* for max_db_connections */
 	/* Resolved server address; refreshed by DNS when host is a name. */
@@ -55,16 +73,6 @@ struct pool_user {
 	uint8_t scram_server_key[32];
 	int client_count; /* logged-in clients, for max_user_client limits */
 	int server_count; /* for max_user_connections */
-};
-
-struct pool_stats {
-	uint64_t xact_count;
-	uint64_t query_count;
-	uint64_t bytes_received;
-	uint64_t bytes_sent;
-	usec_t xact_time;
-	usec_t query_time;
-	usec_t wait_time;
 };
 
 struct pool {
@@ -141,6 +149,15 @@ static inline enum pool_mode pool_mode_of(const struct pool *pool)
 
 /* Opens min_pool_size connections for databases with a forced user. */
 void pool_fill_forced(usec_t now);
+/* dst += s, field by field. */
+void pool_stats_add(struct pool_stats *dst, const struct pool_stats *s);
+/* Sums the stats of every pool of a database. */
+void pool_db_stats(const struct pool_db *db, struct pool_stats *out);
+/* Recomputes the avg_* figures of every database once per stats_period. */
+void pool_update_averages(usec_t now);
+/* Every user object (for SHOW USERS). */
+extern struct list_node all_users;
+
 /* Drops autodb databases idle longer than autodb_idle_timeout. */
 void pool_gc_autodb(usec_t now);
 

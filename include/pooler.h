@@ -31,6 +31,9 @@ bool pooler_shutting_down(void);
 /* Ends the loop when the shutdown's condition holds. */
 void pooler_check_shutdown(void);
 
+/* RELOAD and SIGHUP: false (and *err) if the file is broken; nothing changed then. */
+bool pooler_reload(char **err);
+
 /* SIGUSR1 / SIGUSR2. */
 void pooler_pause(void);
 void pooler_resume(void);

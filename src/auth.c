@@ -12,6 +12,7 @@
  * keys (pass-through, when the stored secret is the server's).
  */
 #include "auth.h"
+#include "admin.h"
 #include "authfile.h"
 #include "client.h"
 #include "config.h"
@@ -41,6 +42,7 @@ enum auth_step {
 struct auth_state {
 	enum auth_step step;
 	bool no_database; /* said only after authentication, so it cannot be probed */
+	bool admin;       /* logging in to the admin console */
 	struct pool_db *db;
 	enum auth_type method;
 	char *secret; /* NULL: unknown user */
@@ -127,6 +129,21 @@ static void fail_password(struct client *c)
 static void succeed(struct client *c)
 {
 	struct auth_state *a = c->auth;
+	if (!a->no_database && (!a->admin || admin_user_allowed(c->user))) {
+		c->account = pool_user_get(c->user);
+		c->account->client_count++;
+	}
+	if (a->admin) {
+		if (!admin_user_allowed(c->user)) {
+			cl_log(LOG_LVL_LOG, c, "login failed: not in admin_users or stats_users");
+			client_fail(c, "08P01", "not allowed");
+			return;
+		}
+		auth_free(c);
+		cl_log(LOG_LVL_LOG, c, "admin console login");
+		admin_login(c);
+		return;
+	}
 	if (a->no_database) {
 		cl_log(LOG_LVL_LOG, c, "login failed: no such database");
 		client_fail(c, "3D000", "no such database: %s", c->dbname);
@@ -215,6 +232,22 @@ static void begin_exchange(struct client *c)
 	client_fail(c, "XX000", "no authentication method");
 }
 
+/* auth_type, or the method of the first matching hba line. */
+static enum auth_type method_for(const struct client *c)
+{
+	if (cf->auth_type != AUTH_TYPE_HBA)
+		return cf->auth_type;
+	struct hba_request req = {
+	    .is_unix = c->sb.is_unix,
+	    .is_tls = false,
+	    .addr = c->sb.is_unix ? NULL : (const struct sockaddr *)&c->addr,
+	    .database = c->dbname,
+	    .user = c->user,
+	};
+	const char *map = NULL;
+	return hba_rules ? hba_match(hba_rules, &req, &map) : AUTH_TYPE_REJECT;
+}
+
 static const char *auth_user_for(const struct pool_db *db)
 {
 	if (db->conf.auth_user)
@@ -249,23 +282,18 @@ static void start_auth_query(struct client *c, struct pool_db *db, const char *a
 
 void auth_start(struct client *c)
 {
-	struct pool_db *db = pool_db_lookup(c->dbname);
+	bool admin = admin_is_database(c->dbname);
+	struct pool_db *db = admin ? NULL : pool_db_lookup(c->dbname);
 	if (!db) {
-		/* Authenticate anyway (against auth_file only): the answer waits until then. */
+		/*
+		 * The console, or a database that does not exist: authenticate
+		 * against auth_file only; an unknown database is said only then.
+		 */
 		struct auth_state *a = xcalloc(1, sizeof(*a));
 		c->auth = a;
-		a->no_database = true;
-		a->method = cf->auth_type;
-		if (a->method == AUTH_TYPE_HBA) {
-			struct hba_request req = {
-			    .is_unix = c->sb.is_unix,
-			    .addr = c->sb.is_unix ? NULL : (const struct sockaddr *)&c->addr,
-			    .database = c->dbname,
-			    .user = c->user,
-			};
-			const char *map = NULL;
-			a->method = hba_rules ? hba_match(hba_rules, &req, &map) : AUTH_TYPE_REJECT;
-		}
+		a->admin = admin;
+		a->no_database = !admin;
+		a->method = method_for(c);
 		const char *secret = auth_file ? authfile_lookup(auth_file, c->user) : NULL;
 		if (secret)
 			a->secret = xstrdup(secret);
@@ -280,18 +308,7 @@ void auth_start(struct client *c)
 	}
 	struct auth_state *a = xcalloc(1, sizeof(*a));
 	c->auth = a;
-	a->method = cf->auth_type;
-	if (a->method == AUTH_TYPE_HBA) {
-		struct hba_request req = {
-		    .is_unix = c->sb.is_unix,
-		    .is_tls = false,
-		    .addr = c->sb.is_unix ? NULL : (const struct sockaddr *)&c->addr,
-		    .database = c->dbname,
-		    .user = c->user,
-		};
-		const char *map = NULL;
-		a->method = hba_rules ? hba_match(hba_rules, &req, &map) : AUTH_TYPE_REJECT;
-	}
+	a->method = method_for(c);
 
 	a->db = db;
 	const char *secret = auth_file ? authfile_lookup(auth_file, c->user) : NULL;
@@ -422,8 +439,8 @@ static void scram_step(struct client *c, const uint8_t *body, size_t len)
 		return;
 	}
 	struct pool_user *cu = pool_user_get(c->user);
-	if (a->no_database) {
-		/* nothing to remember for a login that is about to be refused */
+	if (a->no_database || a->admin) {
+		/* nothing to remember: no pool will log in with it */
 	} else if (a->secret && secret_kind_of(a->secret) == SECRET_SCRAM &&
 	           scram_server_client_key(&a->scram, cu->scram_client_key)) {
 		memcpy(cu->scram_server_key, a->scram.secret.server_key, SCRAM_KEY_LEN);
@@ -454,7 +471,7 @@ void auth_handle_password(struct client *c, const uint8_t *body, size_t len)
 			fail_password(c);
 			return;
 		}
-		if (secret_kind_of(a->secret) != SECRET_PLAIN && !a->no_database)
+		if (secret_kind_of(a->secret) != SECRET_PLAIN && !a->no_database && !a->admin)
 			remember_password(c, pw);
 		succeed(c);
 		return;

@@ -11,6 +11,7 @@
  * server asks its pool for one and stops reading until it is linked.
  */
 #include "client.h"
+#include "admin.h"
 #include "auth.h"
 #include "cancel.h"
 #include "config.h"
@@ -106,6 +107,7 @@ static void free_client(struct client *c)
 {
 	list_del(&c->all_node);
 	auth_free(c);
+	free(c->admin_wait_db);
 	varcache_free(&c->vars);
 	free(c->user);
 	free(c->dbname);
@@ -127,6 +129,10 @@ void client_close(struct client *c, const char *reason)
 	}
 	if (c->pool)
 		pool_client_gone(c);
+	if (c->account) {
+		c->account->client_count--;
+		c->account = NULL;
+	}
 	c->state = CL_CLOSED;
 	/* Whatever we queued (an error message) gets one last chance to leave. */
 	if (sbuf_is_open(&c->sb) && sbuf_out_len(&c->sb) > 0)
@@ -506,7 +512,15 @@ static bool client_process(struct client *c)
 				return false;
 		}
 		struct server *s = c->server;
+		if (!c->xact_start)
+			c->xact_start = now_usec();
 		switch (type) {
+		case 'P':
+			s->pool->stats.parse_count++;
+			break;
+		case 'B':
+			s->pool->stats.bind_count++;
+			break;
 		case 'Q':
 		case 'S':
 		case 'F':
@@ -541,6 +555,10 @@ static void client_on_read(struct client *c)
 	case CL_ACTIVE:
 		break;
 	case CL_CLOSED:
+		return;
+	}
+	if (c->admin) {
+		admin_process(c);
 		return;
 	}
 	if (!client_process(c))

@@ -91,7 +91,7 @@ struct setting {
 
 /* Keep sorted by name: lookups are a binary search and a unit test checks the order. */
 static const struct setting settings[] = {
-    STR("admin_users", FIELD(admin_users), "", SF_PENDING),
+    STR("admin_users", FIELD(admin_users), "", 0),
     BOOL("application_name_add_host", FIELD(application_name_add_host), "0", 0),
     STR("auth_dbname", FIELD(auth_dbname), "", SF_EMPTY_NULL),
     STR("auth_file", FIELD(auth_file), "", SF_EMPTY_NULL),
@@ -176,7 +176,7 @@ static const struct setting settings[] = {
     TIME("shutdown_wait_timeout", FIELD(shutdown_wait_timeout), "0", 0),
     BOOL("so_reuseport", FIELD(so_reuseport), "0", SF_NO_RELOAD),
     {"stats_period", ST_TIME, FIELD(stats_period), "60", 0, USEC_PER_SEC, TIME_MAX},
-    STR("stats_users", FIELD(stats_users), "", SF_PENDING),
+    STR("stats_users", FIELD(stats_users), "", 0),
     TIME("suspend_timeout", FIELD(suspend_timeout), "10", SF_PENDING),
     BOOL("syslog", FIELD(syslog), "0", 0),
     STR("syslog_facility", FIELD(syslog_facility), "daemon", 0),

@@ -3,6 +3,7 @@
  * message, because scripts and monitoring grep for those words.
  */
 #include "janitor.h"
+#include "admin.h"
 #include "client.h"
 #include "config.h"
 #include "log.h"
@@ -166,6 +167,8 @@ static void janitor_run(void)
 	}
 	pool_gc_autodb(now);
 	pool_fill_forced(now);
+	admin_tick();
+	pool_update_averages(now);
 	log_stats(now);
 	pooler_check_shutdown();
 }

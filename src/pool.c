@@ -22,7 +22,7 @@
 
 struct list_node all_pools = LIST_INIT(all_pools);
 struct list_node all_dbs = LIST_INIT(all_dbs);
-static struct list_node all_users = LIST_INIT(all_users);
+struct list_node all_users = LIST_INIT(all_users);
 bool pooler_paused;
 
 /* Databases */
@@ -228,6 +228,7 @@ static enum link_result link_pair(struct client *c, struct server *s)
 		pool->stats.wait_time += now - c->request_time;
 	move(&pool->active_clients, &c->node);
 	c->state = CL_ACTIVE;
+	pool->stats.server_assignment_count++;
 
 	char *sql = varcache_diff_sql(&c->vars, &s->vars);
 	if (!sql)
@@ -256,7 +257,7 @@ static struct server *next_ready_idle(struct pool *pool)
 enum link_result pool_request_server(struct client *c)
 {
 	struct pool *pool = c->pool;
-	if (!pooler_paused && list_empty(&pool->waiting_clients)) {
+	if (!pooler_paused && !pool->db->paused && list_empty(&pool->waiting_clients)) {
 		struct server *s = next_ready_idle(pool);
 		if (s)
 			return link_pair(c, s);
@@ -289,7 +290,8 @@ static struct client *first_dispatchable(struct pool *pool)
 	list_for_each(it, &pool->waiting_clients)
 	{
 		struct client *c = container_of(it, struct client, node);
-		if (c->state == CL_LOGIN || (c->state == CL_WAITING && !pooler_paused))
+		if (c->state == CL_LOGIN ||
+		    (c->state == CL_WAITING && !pooler_paused && !pool->db->paused))
 			return c;
 	}
 	return NULL;
@@ -366,12 +368,7 @@ void pool_release_server(struct server *s)
 
 void pool_client_gone(struct client *c)
 {
-	struct pool *pool = c->pool;
 	struct server *s = c->server;
-	if (c->auth_server) {
-		c->auth_server->auth_client = NULL;
-		c->auth_server = NULL;
-	}
 	if (s) {
 		/* A message half forwarded leaves the server mid-protocol. */
 		if (c->sb.pkt_remaining > 0)
@@ -382,10 +379,6 @@ void pool_client_gone(struct client *c)
 		if (s->expect_ready > 0 && s->task == TASK_NONE)
 			server_send_cancel(s);
 		pool_release_server(s);
-	}
-	if (c->counted_user) {
-		pool->user->client_count--;
-		c->counted_user = false;
 	}
 	list_del(&c->node);
 	c->pool = NULL;
@@ -661,6 +654,69 @@ void pool_close_all_servers(const char *reason)
 		close_all(&p->active_servers, reason);
 		close_all(&p->used_servers, reason);
 		close_all(&p->new_servers, reason);
+	}
+}
+
+void pool_stats_add(struct pool_stats *dst, const struct pool_stats *s)
+{
+	dst->server_assignment_count += s->server_assignment_count;
+	dst->xact_count += s->xact_count;
+	dst->query_count += s->query_count;
+	dst->bytes_received += s->bytes_received;
+	dst->bytes_sent += s->bytes_sent;
+	dst->xact_time += s->xact_time;
+	dst->query_time += s->query_time;
+	dst->wait_time += s->wait_time;
+	dst->parse_count += s->parse_count;
+	dst->bind_count += s->bind_count;
+}
+
+void pool_db_stats(const struct pool_db *db, struct pool_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		const struct pool *p = container_of(it, struct pool, node);
+		if (p->db == db)
+			pool_stats_add(out, &p->stats);
+	}
+}
+
+/* Counts are per second; times are per transaction, query or assignment, as PgBouncer's. */
+void pool_update_averages(usec_t now)
+{
+	struct list_node *it;
+	list_for_each(it, &all_dbs)
+	{
+		struct pool_db *db = container_of(it, struct pool_db, node);
+		if (!db->stats_time) {
+			db->stats_time = now;
+			pool_db_stats(db, &db->stats_prev);
+			continue;
+		}
+		if (cf->stats_period <= 0 || now - db->stats_time < cf->stats_period)
+			continue;
+		struct pool_stats cur, *prev = &db->stats_prev, *avg = &db->stats_avg;
+		pool_db_stats(db, &cur);
+		double secs = (double)(now - db->stats_time) / USEC_PER_SEC;
+		uint64_t xacts = cur.xact_count - prev->xact_count;
+		uint64_t queries = cur.query_count - prev->query_count;
+		uint64_t assigns = cur.server_assignment_count - prev->server_assignment_count;
+		avg->server_assignment_count = (uint64_t)(assigns / secs);
+		avg->xact_count = (uint64_t)(xacts / secs);
+		avg->query_count = (uint64_t)(queries / secs);
+		avg->bytes_received =
+		    (uint64_t)((cur.bytes_received - prev->bytes_received) / secs);
+		avg->bytes_sent = (uint64_t)((cur.bytes_sent - prev->bytes_sent) / secs);
+		avg->xact_time = xacts ? (cur.xact_time - prev->xact_time) / (usec_t)xacts : 0;
+		avg->query_time =
+		    queries ? (cur.query_time - prev->query_time) / (usec_t)queries : 0;
+		avg->wait_time = assigns ? (cur.wait_time - prev->wait_time) / (usec_t)assigns : 0;
+		avg->parse_count = (uint64_t)((cur.parse_count - prev->parse_count) / secs);
+		avg->bind_count = (uint64_t)((cur.bind_count - prev->bind_count) / secs);
+		*prev = cur;
+		db->stats_time = now;
 	}
 }
 

@@ -333,32 +333,29 @@ void pooler_begin_shutdown(enum shutdown_mode mode)
 	pooler_check_shutdown();
 }
 
-static void reload(void)
+bool pooler_reload(char **err)
 {
-	log_info("got SIGHUP, re-reading config");
-	char *err = NULL;
-	struct config *fresh = config_load(cf->config_file, &err);
+	struct config *fresh = config_load(cf->config_file, err);
 	if (!fresh) {
-		log_error("reload failed, keeping the running configuration: %s", err);
-		free(err);
-		return;
+		log_error("reload failed, keeping the running configuration: %s", *err);
+		return false;
 	}
 	struct config *old = cf;
 	cf = fresh;
-	if (!auth_load_files(&err)) {
-		log_error("reload failed, keeping the running configuration: %s", err);
-		free(err);
+	if (!auth_load_files(err)) {
+		log_error("reload failed, keeping the running configuration: %s", *err);
 		cf = old;
 		config_free(fresh);
-		return;
+		return false;
 	}
 	if (!fresh->verbose && old->verbose == log_verbose)
 		log_verbose = 0;
 	else if (fresh->verbose > log_verbose)
 		log_verbose = fresh->verbose;
-	if (!log_setup(cf->logfile, cf->syslog, cf->syslog_ident, cf->syslog_facility, &err)) {
-		log_error("%s", err);
-		free(err);
+	char *log_err = NULL;
+	if (!log_setup(cf->logfile, cf->syslog, cf->syslog_ident, cf->syslog_facility, &log_err)) {
+		log_error("%s", log_err);
+		free(log_err);
 	}
 	dns_configure(cf->dns_max_ttl, cf->dns_nxdomain_ttl);
 	/* Settings read at start only keep their old values. */
@@ -368,14 +365,19 @@ static void reload(void)
 	config_free(old);
 	pool_apply_config();
 	log_info("configuration reloaded");
+	return true;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
-	case SIGHUP:
-		reload();
+	case SIGHUP: {
+		log_info("got SIGHUP, re-reading config");
+		char *err = NULL;
+		if (!pooler_reload(&err))
+			free(err);
 		break;
+	}
 	case SIGTERM:
 		pooler_begin_shutdown(SHUTDOWN_WAIT_CLIENTS);
 		break;

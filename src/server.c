@@ -615,7 +615,6 @@ static void ready_for_query(struct server *s, char status)
 {
 	struct pool *pool = s->pool;
 	usec_t now = now_usec();
-	char prev = s->tx_status;
 	s->tx_status = status;
 	s->ready_time = now;
 	if (s->expect_ready > 0)
@@ -624,16 +623,18 @@ static void ready_for_query(struct server *s, char status)
 	if (s->request_time)
 		pool->stats.query_time += now - s->request_time;
 	s->request_time = s->expect_ready > 0 ? now : 0;
-	if (status == 'I' && (prev != 'I' || s->expect_ready == 0)) {
-		pool->stats.xact_count++;
-		if (s->client && s->client->xact_start)
-			pool->stats.xact_time += now - s->client->xact_start;
-	}
-	if (s->client) {
-		s->client->last_activity = now;
-		s->client->xact_start =
-		    status == 'I' ? 0 : (prev == 'I' ? now : s->client->xact_start);
-		s->client->request_time = s->request_time;
+	struct client *c = s->client;
+	if (c) {
+		c->last_activity = now;
+		c->request_time = s->request_time;
+		/* A transaction, explicit or a single statement, ends at an idle ReadyForQuery. */
+		if (status == 'I') {
+			if (c->xact_start) {
+				pool->stats.xact_count++;
+				pool->stats.xact_time += now - c->xact_start;
+			}
+			c->xact_start = s->expect_ready > 0 ? now : 0;
+		}
 	}
 	if (s->expect_ready > 0 || status != 'I')
 		return;
