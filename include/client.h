@@ -20,6 +20,13 @@ struct server;
 struct auth_state;
 struct pool_user;
 
+/* What a console command (PAUSE, WAIT_CLOSE) waits for before it answers. */
+enum admin_wait {
+	ADMIN_WAIT_NONE,
+	ADMIN_WAIT_PAUSE,
+	ADMIN_WAIT_CLOSE,
+};
+
 enum client_state {
 	CL_LOGIN,   /* startup and authentication */
 	CL_WELCOME, /* authenticated; waiting for the pool's first server parameters */
@@ -42,9 +49,9 @@ struct client {
 	char *dbname;
 	struct varcache vars; /* what the client set */
 	struct auth_state *auth;
-	bool admin;          /* logged in to the admin console */
-	bool admin_waiting;  /* a console command (PAUSE) has not answered yet */
-	char *admin_wait_db; /* PAUSE <db>: the database it waits for */
+	bool admin;                    /* logged in to the admin console */
+	enum admin_wait admin_waiting; /* a console command that has not answered yet */
+	char *admin_wait_db;           /* PAUSE <db>: the database it waits for */
 
 	struct sockaddr_storage addr;
 	socklen_t addr_len;

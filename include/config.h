@@ -219,4 +219,10 @@ struct config_setting_info {
 /* Fills *info for the i-th setting, in alphabetical order; false past the end. */
 bool config_setting_at(size_t i, struct config_setting_info *info);
 
+/*
+ * SET key = value on the console: only reloadable, implemented settings;
+ * the value is checked as in the file. c is unchanged on failure.
+ */
+bool config_set(struct config *c, const char *key, const char *value, char **err) MUST_CHECK;
+
 #endif

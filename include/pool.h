@@ -45,6 +45,7 @@ struct pool_db {
 	bool autodb;           /* made from the "*" entry */
 	bool removed;          /* gone from the config: closed once idle */
 	bool paused;           /* PAUSE <db>: no new server links */
+	bool disabled;         /* DISABLE <db>: new clients are refused */
 	/* Per-second rates and per-event times of the last stats_period (SHOW STATS avg_*). */
 	struct pool_stats stats_prev;
 	struct pool_stats stats_avg;
@@ -161,6 +162,12 @@ extern struct list_node all_users;
 /* Drops autodb databases idle longer than autodb_idle_timeout. */
 void pool_gc_autodb(usec_t now);
 
+/* RECONNECT: servers of db (NULL = all) close when released, idle ones now. */
+void pool_reconnect(struct pool_db *db);
+/* Servers of db (NULL = all) that RECONNECT or RELOAD marked and that still exist. */
+int pool_dirty_servers(const struct pool_db *db);
+/* KILL: drops every client and server connection of db. */
+void pool_kill(struct pool_db *db, const char *reason);
 /* Closes every server connection (shutdown). */
 void pool_close_all_servers(const char *reason);
 

@@ -258,8 +258,151 @@ static void cmd_pause(struct client *c, const char *dbname)
 	}
 	free(c->admin_wait_db);
 	c->admin_wait_db = dbname ? xstrdup(dbname) : NULL;
-	c->admin_waiting = true;
+	c->admin_waiting = ADMIN_WAIT_PAUSE;
 	admin_tick();
+}
+
+static struct pool_db *db_arg(struct client *c, const char *dbname)
+{
+	struct pool_db *db = find_live_db(dbname);
+	if (!db)
+		send_error(c, "08P01", "no such database: %s", dbname);
+	return db;
+}
+
+static void cmd_reconnect(struct client *c, const char *dbname)
+{
+	struct pool_db *db = NULL;
+	if (dbname && !(db = db_arg(c, dbname)))
+		return;
+	log_info("RECONNECT%s%s by %s", dbname ? " " : "", dbname ? dbname : "", c->user);
+	pool_reconnect(db);
+	send_complete(c, "RECONNECT");
+}
+
+static void cmd_wait_close(struct client *c, const char *dbname)
+{
+	if (dbname && !find_live_db(dbname)) {
+		send_error(c, "08P01", "no such database: %s", dbname);
+		return;
+	}
+	free(c->admin_wait_db);
+	c->admin_wait_db = dbname ? xstrdup(dbname) : NULL;
+	c->admin_waiting = ADMIN_WAIT_CLOSE;
+	admin_tick();
+}
+
+static void cmd_kill(struct client *c, const char *dbname)
+{
+	struct pool_db *db;
+	if (!dbname) {
+		send_error(c, "08P01", "invalid command 'KILL', use SHOW HELP;");
+		return;
+	}
+	if (!(db = db_arg(c, dbname)))
+		return;
+	log_info("KILL %s by %s", dbname, c->user);
+	/* As PgBouncer: the database stays paused, new clients wait for RESUME. */
+	db->paused = true;
+	pool_kill(db, "database killed by admin");
+	send_complete(c, "KILL");
+}
+
+static void cmd_kill_client(struct client *c, const char *id)
+{
+	char *end;
+	unsigned long long want = id ? strtoull(id, &end, 10) : 0;
+	if (!id || *end || !want) {
+		send_error(c, "08P01", "KILL_CLIENT needs a client id (SHOW CLIENTS)");
+		return;
+	}
+	struct list_node *it;
+	list_for_each(it, &all_clients)
+	{
+		struct client *victim = container_of(it, struct client, all_node);
+		if (victim->id != want || victim->state == CL_CLOSED)
+			continue;
+		log_info("KILL_CLIENT %llu by %s", want, c->user);
+		if (victim == c) {
+			send_error(c, "08P01", "cannot kill your own connection");
+			return;
+		}
+		client_fail(victim, "08P01", "client killed by admin");
+		send_complete(c, "KILL_CLIENT");
+		return;
+	}
+	send_error(c, "08P01", "no client with id %llu", want);
+}
+
+static void cmd_enable(struct client *c, const char *dbname, bool enable)
+{
+	struct pool_db *db;
+	if (!dbname) {
+		send_error(c, "08P01", "invalid command '%s', use SHOW HELP;",
+		           enable ? "ENABLE" : "DISABLE");
+		return;
+	}
+	if (!(db = db_arg(c, dbname)))
+		return;
+	db->disabled = !enable;
+	log_info("%s %s by %s", enable ? "ENABLE" : "DISABLE", dbname, c->user);
+	send_complete(c, enable ? "ENABLE" : "DISABLE");
+}
+
+/* SET key = value (or TO), the value bare or in single quotes. */
+static void cmd_set(struct client *c, const char *sql)
+{
+	const char *p = sql + strspn(sql, " \t");
+	p += 3; /* "set" */
+	p += strspn(p, " \t");
+	size_t klen = strcspn(p, " \t=");
+	char key[128];
+	if (klen == 0 || klen >= sizeof(key)) {
+		send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", sql);
+		return;
+	}
+	memcpy(key, p, klen);
+	key[klen] = '\0';
+	p += klen;
+	p += strspn(p, " \t");
+	if (*p == '=')
+		p++;
+	else if (strncasecmp(p, "to", 2) == 0)
+		p += 2;
+	else {
+		send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", sql);
+		return;
+	}
+	p += strspn(p, " \t");
+	char value[1024];
+	size_t n = 0;
+	if (*p == '\'') {
+		for (p++; *p && n + 1 < sizeof(value); p++) {
+			if (*p == '\'' && p[1] == '\'')
+				p++;
+			else if (*p == '\'')
+				break;
+			value[n++] = *p;
+		}
+	} else {
+		while (*p && !isspace((unsigned char)*p) && n + 1 < sizeof(value))
+			value[n++] = *p++;
+	}
+	value[n] = '\0';
+	for (char *k = key; *k; k++)
+		*k = (char)tolower((unsigned char)*k);
+	char *err = NULL;
+	if (!config_set(cf, key, value, &err)) {
+		send_error(c, "08P01", "%s", err);
+		free(err);
+		return;
+	}
+	log_info("SET %s = '%s' by %s", key, value, c->user);
+	/* Settings that pools or the log keep derived state of. */
+	pool_apply_config();
+	if (cf->verbose > log_verbose)
+		log_verbose = cf->verbose;
+	send_complete(c, "SET");
 }
 
 static void cmd_resume(struct client *c, const char *dbname)
@@ -371,7 +514,8 @@ static void database_row(struct result *r, const char *name, const struct db_con
 	           num(cf->server_lifetime / USEC_PER_SEC),
 	           dc->pool_mode == POOL_MODE_UNSET ? NULL : config_pool_mode_name(dc->pool_mode),
 	           NULL, num(max_db), num(db ? db->server_count : 0), "0",
-	           num(db ? db_client_count(db) : 0), yes_no01(db && db->paused), "0"});
+	           num(db ? db_client_count(db) : 0), yes_no01(db && db->paused),
+	           yes_no01(db && db->disabled)});
 }
 
 static void show_databases(struct client *c)
@@ -1160,6 +1304,20 @@ static void run_command(struct client *c, const char *sql)
 		cmd_reload(c);
 	else if (strcasecmp(verb, "shutdown") == 0)
 		cmd_shutdown(c, arg);
+	else if (strcasecmp(verb, "reconnect") == 0)
+		cmd_reconnect(c, arg);
+	else if (strcasecmp(verb, "wait_close") == 0)
+		cmd_wait_close(c, arg);
+	else if (strcasecmp(verb, "kill") == 0)
+		cmd_kill(c, arg);
+	else if (strcasecmp(verb, "kill_client") == 0)
+		cmd_kill_client(c, arg);
+	else if (strcasecmp(verb, "disable") == 0)
+		cmd_enable(c, arg, false);
+	else if (strcasecmp(verb, "enable") == 0)
+		cmd_enable(c, arg, true);
+	else if (strcasecmp(verb, "set") == 0)
+		cmd_set(c, sql);
 	else
 		send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", sql);
 }
@@ -1241,11 +1399,27 @@ void admin_tick(void)
 	list_for_each_safe(it, tmp, &admin_clients)
 	{
 		struct client *c = container_of(it, struct client, node);
-		if (!c->admin_waiting || !pause_done(c->admin_wait_db))
+		const char *tag;
+		switch (c->admin_waiting) {
+		case ADMIN_WAIT_PAUSE:
+			if (!pause_done(c->admin_wait_db))
+				continue;
+			tag = "PAUSE";
+			break;
+		case ADMIN_WAIT_CLOSE: {
+			struct pool_db *db =
+			    c->admin_wait_db ? find_live_db(c->admin_wait_db) : NULL;
+			if ((!c->admin_wait_db || db) && pool_dirty_servers(db) > 0)
+				continue;
+			tag = "WAIT_CLOSE";
+			break;
+		}
+		default:
 			continue;
-		c->admin_waiting = false;
+		}
+		c->admin_waiting = ADMIN_WAIT_NONE;
 		FREE_AND_NULL(c->admin_wait_db);
-		send_complete(c, "PAUSE");
+		send_complete(c, tag);
 		sbuf_resume(&c->sb);
 	}
 }

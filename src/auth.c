@@ -149,6 +149,11 @@ static void succeed(struct client *c)
 		client_fail(c, "3D000", "no such database: %s", c->dbname);
 		return;
 	}
+	if (a->db->disabled) {
+		cl_log(LOG_LVL_LOG, c, "login failed: database is disabled");
+		client_fail(c, "08P01", "database \"%s\" is disabled", c->dbname);
+		return;
+	}
 	const char *login_user = a->db->conf.user ? a->db->conf.user : c->user;
 	c->pool = pool_get(a->db, pool_user_get(login_user));
 	auth_free(c);

@@ -1252,3 +1252,58 @@ bool config_setting_at(size_t i, struct config_setting_info *info)
 	info->implemented = implemented(s);
 	return true;
 }
+
+static size_t setting_size(const struct setting *s)
+{
+	switch (s->type) {
+	case ST_INT:
+		return sizeof(int);
+	case ST_BOOL:
+		return sizeof(bool);
+	case ST_TIME:
+		return sizeof(usec_t);
+	case ST_POOL_MODE:
+		return sizeof(enum pool_mode);
+	case ST_AUTH_TYPE:
+		return sizeof(enum auth_type);
+	case ST_STRING:
+		return sizeof(char *);
+	case ST_SSLMODE:
+		break;
+	}
+	return 0;
+}
+
+bool config_set(struct config *c, const char *key, const char *value, char **err)
+{
+	const struct setting *s = find_setting(key);
+	if (!s) {
+		*err = xasprintf("unknown config parameter: %s", key);
+		return false;
+	}
+	if (s->flags & (SF_NO_RELOAD | SF_CONFFILE)) {
+		*err = xasprintf("%s cannot be changed at run time", key);
+		return false;
+	}
+	if (!implemented(s)) {
+		*err = xasprintf("%s is not implemented yet", key);
+		return false;
+	}
+	/* Validate on a scratch copy first, so a bad value leaves c untouched. */
+	char *why = NULL;
+	struct config scratch = *c;
+	if (s->type == ST_STRING)
+		*(char **)field_ptr(&scratch, s) = NULL;
+	if (!setting_apply(&scratch, s, value, &why)) {
+		*err = xasprintf("%s: %s", key, why);
+		free(why);
+		return false;
+	}
+	if (s->type == ST_STRING) {
+		free(*(char **)field_ptr(c, s));
+		*(char **)field_ptr(c, s) = *(char **)field_ptr(&scratch, s);
+	} else {
+		memcpy(field_ptr(c, s), field_ptr(&scratch, s), setting_size(s));
+	}
+	return true;
+}

@@ -644,6 +644,73 @@ void pool_fill_forced(usec_t now)
 	}
 }
 
+void pool_reconnect(struct pool_db *db)
+{
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		if (db && p->db != db)
+			continue;
+		mark_dirty(&p->active_servers);
+		mark_dirty(&p->used_servers);
+		mark_dirty(&p->new_servers);
+		close_all(&p->idle_servers, "reconnect requested");
+	}
+}
+
+static int count_dirty(const struct list_node *servers)
+{
+	int n = 0;
+	const struct list_node *it;
+	list_for_each(it, servers)
+	{
+		if (container_of(it, struct server, node)->dirty)
+			n++;
+	}
+	return n;
+}
+
+int pool_dirty_servers(const struct pool_db *db)
+{
+	int n = 0;
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		if (db && p->db != db)
+			continue;
+		n += count_dirty(&p->active_servers) + count_dirty(&p->used_servers) +
+		     count_dirty(&p->new_servers);
+	}
+	return n;
+}
+
+/* Closing a client can release servers and relink others: take the head each time. */
+static void fail_all(struct list_node *clients, const char *reason)
+{
+	struct list_node *it;
+	while ((it = list_first(clients)))
+		client_fail(container_of(it, struct client, node), "08P01", "%s", reason);
+}
+
+void pool_kill(struct pool_db *db, const char *reason)
+{
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		if (p->db != db)
+			continue;
+		fail_all(&p->waiting_clients, reason);
+		fail_all(&p->active_clients, reason);
+		close_all(&p->idle_servers, reason);
+		close_all(&p->active_servers, reason);
+		close_all(&p->used_servers, reason);
+		close_all(&p->new_servers, reason);
+	}
+}
+
 void pool_close_all_servers(const char *reason)
 {
 	struct list_node *it;

@@ -436,3 +436,106 @@ def test_unknown_command_keeps_console_usable(pooler):
             assert q in ei.value.diag.message_primary
             assert run(c, "SHOW VERSION")[0] == ["version"]
         assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+# ------------------------------------------- RECONNECT, KILL, DISABLE, SET
+
+def backend_pid(conn):
+    return conn.execute("select pg_backend_pid()").fetchone()[0]
+
+
+def test_reconnect_replaces_server_connections(pooler):
+    p = admin_pooler(pooler, settings={"default_pool_size": "1"})
+    with p.connect() as a:
+        before = backend_pid(a)
+    with console(p) as c:
+        run(c, "RECONNECT testdb")
+        # The idle server is closed at once: WAIT_CLOSE has nothing to wait for.
+        run(c, "WAIT_CLOSE testdb")
+    with p.connect() as b:
+        assert backend_pid(b) != before
+
+
+def test_wait_close_waits_for_a_busy_server(pooler):
+    p = admin_pooler(pooler, settings={"default_pool_size": "1"})
+    busy = p.connect()
+    busy.execute("begin")
+    old = backend_pid(busy)
+    with console(p) as c:
+        run(c, "RECONNECT")
+        done = threading.Event()
+
+        def wait():
+            with console(p) as w:
+                run(w, "WAIT_CLOSE")
+            done.set()
+
+        t = threading.Thread(target=wait, daemon=True)
+        t.start()
+        time.sleep(0.7)
+        assert not done.is_set()       # the busy server is still open
+        busy.execute("commit")         # released: closed, since it was marked
+        busy.close()
+        assert done.wait(5)
+        t.join(5)
+    with p.connect() as b:
+        assert backend_pid(b) != old
+
+
+def test_kill_drops_clients_and_pauses_until_resume(pooler):
+    p = admin_pooler(pooler)
+    victim = p.connect()
+    victim.execute("select 1")
+    with console(p) as c:
+        run(c, "KILL testdb")
+        with pytest.raises(psycopg.OperationalError):
+            victim.execute("select 1")
+        assert one(show(c, "DATABASES"), name="testdb")["paused"] == "1"
+        run(c, "RESUME testdb")
+    p.assert_serves()
+
+
+def test_kill_client(pooler):
+    p = admin_pooler(pooler)
+    victim = p.connect(application_name="victim")
+    victim.execute("select 1")
+    with console(p) as c:
+        row = one(show(c, "CLIENTS"), application_name="victim")
+        run(c, f"KILL_CLIENT {row['id']}")
+        with pytest.raises(psycopg.OperationalError, match="client killed by admin"):
+            victim.execute("select 1")
+        with pytest.raises(psycopg.Error) as ei:
+            run(c, "KILL_CLIENT 999999")
+        assert_console_error(ei, "no client with id 999999")
+    p.assert_serves()
+
+
+def test_disable_refuses_new_clients_until_enable(pooler):
+    p = admin_pooler(pooler)
+    kept = p.connect()
+    kept.execute("select 1")
+    with console(p) as c:
+        run(c, "DISABLE testdb")
+        assert one(show(c, "DATABASES"), name="testdb")["disabled"] == "1"
+        with pytest.raises(psycopg.OperationalError, match='database "testdb" is disabled'):
+            p.connect()
+        assert kept.execute("select 2").fetchone()[0] == 2   # connected clients go on
+        run(c, "ENABLE testdb")
+    p.assert_serves()
+
+
+def test_set_changes_a_reloadable_setting(pooler):
+    p = admin_pooler(pooler)
+    with console(p) as c:
+        run(c, "SET default_pool_size = 7")
+        assert config_value(c, "default_pool_size")["value"] == "7"
+        run(c, "set server_reset_query to 'DISCARD ALL'")
+        assert config_value(c, "server_reset_query")["value"] == "DISCARD ALL"
+        with pytest.raises(psycopg.Error) as ei:
+            run(c, "SET listen_port = 1")
+        assert_console_error(ei, "cannot be changed at run time")
+        with pytest.raises(psycopg.Error) as ei:
+            run(c, "SET default_pool_size = many")
+        assert_console_error(ei, "default_pool_size")
+        assert config_value(c, "default_pool_size")["value"] == "7"
+    p.assert_serves()
