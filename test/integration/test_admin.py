@@ -539,3 +539,67 @@ def test_set_changes_a_reloadable_setting(pooler):
         assert_console_error(ei, "default_pool_size")
         assert config_value(c, "default_pool_size")["value"] == "7"
     p.assert_serves()
+
+
+# ------------------------------------------------------------- under load
+
+def start_pgbench(p, dbname, seconds, clients=4):
+    """pgbench -S through the pooler in the background; returns the process."""
+    return subprocess.Popen(
+        ["pgbench", "-n", "-S", "-T", str(seconds), "-c", str(clients), "-h", p.host,
+         "-p", str(p.port), "-U", "trustuser", dbname],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def pgbench_result(proc, timeout):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    done = re.search(r"number of transactions actually processed: (\d+)", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    assert done and int(done.group(1)) > 0, out
+    assert failed is None or int(failed.group(1)) == 0, out
+    return int(done.group(1))
+
+
+def test_pause_resume_under_pgbench_load(pooler, pg, bench):
+    p = admin_pooler(pooler, settings={"pool_mode": "transaction", "default_pool_size": "2"},
+                     databases={bench: f"host=127.0.0.1 port={pg.port} dbname={bench}"})
+    load = start_pgbench(p, bench, seconds=5)
+    time.sleep(1)
+    with console(p) as c:
+        run(c, "PAUSE")      # answers once the two servers are released
+        assert one(show(c, "POOLS"), database=bench)["sv_active"] == "0"
+        before = stats_row(c, bench)["total_xact_count"]
+        time.sleep(1)
+        # Paused: the clients wait, nothing runs.
+        assert stats_row(c, bench)["total_xact_count"] == before
+        assert int(one(show(c, "POOLS"), database=bench)["cl_waiting"]) > 0
+        run(c, "RESUME")
+    pgbench_result(load, timeout=30)
+
+
+def test_reload_under_load_adds_removes_and_resizes(pooler, pg, bench):
+    dbs = {bench: f"host=127.0.0.1 port={pg.port} dbname={bench}",
+           "gone": f"host=127.0.0.1 port={pg.port} dbname=testdb"}
+    p = admin_pooler(pooler, settings={"pool_mode": "transaction", "default_pool_size": "2"},
+                     databases=dbs)
+    with p.connect(dbname="gone") as g:
+        g.execute("select 1")
+    load = start_pgbench(p, bench, seconds=4)
+    time.sleep(1)
+    new_dbs = {bench: f"host=127.0.0.1 port={pg.port} dbname={bench} pool_size=3",
+               "fresh": f"host=127.0.0.1 port={pg.port} dbname=testdb2"}
+    p.write_config(settings={"admin_users": ADMIN, "stats_users": STATS,
+                             "pool_mode": "transaction", "default_pool_size": "2"},
+                   databases=new_dbs, auth_users=dict(default_auth_users(), **{ADMIN: "", STATS: ""}))
+    with console(p) as c:
+        run(c, "RELOAD")
+        names = {r["name"]: r for r in show(c, "DATABASES")}
+        assert "fresh" in names and "gone" not in names
+        assert names[bench]["pool_size"] == "3"
+    with p.connect(dbname="fresh") as f:
+        assert f.execute("select current_database()").fetchone()[0] == "testdb2"
+    pgbench_result(load, timeout=30)
+    # The removed database's idle server is closed.
+    wait_for(lambda: not pg.backends(datname="testdb", usename="trustuser"), 5,
+             what="server of the removed database closed")
