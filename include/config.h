@@ -170,6 +170,9 @@ struct config {
 	usec_t dns_zone_check_period;
 	char *resolv_conf;
 
+	/* pgsieve's own: host:port of the Prometheus endpoint; NULL = off */
+	char *metrics_listen;
+
 	struct db_config *databases; /* in file order */
 	struct user_config *users;
 	struct config_unimplemented *unimplemented; /* one entry per name, last value wins */

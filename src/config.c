@@ -139,6 +139,7 @@ static const struct setting settings[] = {
     INT("max_prepared_statements", FIELD(max_prepared_statements), "200", SF_PENDING, 0, INT_MAX),
     INT("max_user_client_connections", NO_FIELD, "0", 0, 0, INT_MAX),
     INT("max_user_connections", FIELD(max_user_connections), "0", 0, 0, INT_MAX),
+    STR("metrics_listen", FIELD(metrics_listen), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     INT("min_pool_size", FIELD(min_pool_size), "0", 0, 0, INT_MAX),
     INT("peer_id", NO_FIELD, "0", 0, 0, 16383),
     STR("pidfile", FIELD(pidfile), "", SF_EMPTY_NULL | SF_NO_RELOAD),

@@ -14,6 +14,7 @@
 #include "dns.h"
 #include "janitor.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "server.h"
 #include "varcache.h"
@@ -213,6 +214,8 @@ bool pooler_listen(char **err)
 		*err = xstrdup("nothing to listen on: set listen_addr or unix_socket_dir");
 		return false;
 	}
+	if (cf->metrics_listen && !metrics_start(pooler_base, cf->metrics_listen, err))
+		return false;
 	return true;
 }
 
@@ -437,6 +440,7 @@ void pooler_cleanup(void)
 	{
 		client_close(container_of(it, struct client, all_node), "pooler shutdown");
 	}
+	metrics_stop();
 	pool_close_all_servers("pooler shutdown");
 	server_cancel_cleanup();
 	client_reap();
