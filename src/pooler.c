@@ -42,6 +42,9 @@ static struct evconnlistener *listeners[MAX_LISTENERS];
 static bool listener_is_unix[MAX_LISTENERS];
 static int listener_count;
 static char unix_socket_path[108];
+/* Identity of the socket file we made: a newer process may have replaced it (so_reuseport). */
+static dev_t unix_socket_dev;
+static ino_t unix_socket_ino;
 
 static enum shutdown_mode shutdown_mode = SHUTDOWN_NONE;
 static usec_t shutdown_started;
@@ -187,6 +190,11 @@ static bool listen_unix(char **err)
 			            cf->unix_socket_group, un.sun_path);
 	}
 	strlcpy_s(unix_socket_path, un.sun_path, sizeof(unix_socket_path));
+	struct stat st;
+	if (stat(un.sun_path, &st) == 0) {
+		unix_socket_dev = st.st_dev;
+		unix_socket_ino = st.st_ino;
+	}
 	log_info("listening on unix:%s", un.sun_path);
 	return add_listener(fd, true, err);
 }
@@ -225,7 +233,10 @@ void pooler_close_listeners(void)
 		evconnlistener_free(listeners[i]);
 	listener_count = 0;
 	if (unix_socket_path[0]) {
-		unlink(unix_socket_path);
+		struct stat st;
+		if (stat(unix_socket_path, &st) == 0 && st.st_dev == unix_socket_dev &&
+		    st.st_ino == unix_socket_ino)
+			unlink(unix_socket_path);
 		unix_socket_path[0] = '\0';
 	}
 }

@@ -323,3 +323,25 @@ def _accepts(host, port):
         return True
     except OSError:
         return False
+
+
+def test_so_reuseport_rolling_restart(pooler, pg):
+    # Two processes on one port (TCP and the unix socket); SIGINT to the
+    # old one: it exits once its servers are released, the new one keeps
+    # serving on both, and the old one does not remove the new one's
+    # socket file on its way out.
+    old = pooler(settings={"so_reuseport": "1"})
+    new = pooler(settings={"so_reuseport": "1", "listen_port": str(old.port),
+                           "unix_socket_dir": str(old.sockdir)}, wait=False)
+    new.wait_log(r"started, process", timeout=10)
+    with old.connect() as c:
+        assert c.execute("select 1").fetchone()[0] == 1
+    old.expect_exit = True
+    old.signal(signal.SIGINT)
+    assert old.wait_exit(10) == 0
+    for _ in range(5):
+        with old.connect() as c:           # same port: only the new process is left
+            assert c.execute("select 2").fetchone()[0] == 2
+    with psycopg.connect(host=str(old.sockdir), port=old.port, dbname="testdb",
+                         user="trustuser", autocommit=True) as c:
+        assert c.execute("select 3").fetchone()[0] == 3
