@@ -108,6 +108,8 @@ extern struct list_node all_dbs;
 /* Pause and shutdown state shared by every pool. */
 extern bool pooler_paused;
 
+/* The runtime database of that name, if a client made it exist; never creates one. */
+struct pool_db *pool_db_find(const char *name);
 /* Finds or creates the runtime database for a client's database name (autodb via "*"). */
 struct pool_db *pool_db_lookup(const char *name);
 /* Finds or creates a user object; secret may come from auth_file later. */

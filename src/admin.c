@@ -212,18 +212,6 @@ static void show_help(struct client *c)
 	pktbuf_free(&pb);
 }
 
-static struct pool_db *find_live_db(const char *name)
-{
-	struct list_node *it;
-	list_for_each(it, &all_dbs)
-	{
-		struct pool_db *db = container_of(it, struct pool_db, node);
-		if (!db->removed && strcmp(db->name, name) == 0)
-			return db;
-	}
-	return NULL;
-}
-
 /* PAUSE answers once no server connection of the paused scope is in use. */
 static bool pause_done(const char *dbname)
 {
@@ -242,7 +230,7 @@ static bool pause_done(const char *dbname)
 static void cmd_pause(struct client *c, const char *dbname)
 {
 	if (dbname) {
-		struct pool_db *db = find_live_db(dbname);
+		struct pool_db *db = pool_db_find(dbname);
 		if (!db) {
 			send_error(c, "08P01", "no such database: %s", dbname);
 			return;
@@ -264,7 +252,7 @@ static void cmd_pause(struct client *c, const char *dbname)
 
 static struct pool_db *db_arg(struct client *c, const char *dbname)
 {
-	struct pool_db *db = find_live_db(dbname);
+	struct pool_db *db = pool_db_find(dbname);
 	if (!db)
 		send_error(c, "08P01", "no such database: %s", dbname);
 	return db;
@@ -282,7 +270,7 @@ static void cmd_reconnect(struct client *c, const char *dbname)
 
 static void cmd_wait_close(struct client *c, const char *dbname)
 {
-	if (dbname && !find_live_db(dbname)) {
+	if (dbname && !pool_db_find(dbname)) {
 		send_error(c, "08P01", "no such database: %s", dbname);
 		return;
 	}
@@ -408,7 +396,7 @@ static void cmd_set(struct client *c, const char *sql)
 static void cmd_resume(struct client *c, const char *dbname)
 {
 	if (dbname) {
-		struct pool_db *db = find_live_db(dbname);
+		struct pool_db *db = pool_db_find(dbname);
 		if (!db) {
 			send_error(c, "08P01", "no such database: %s", dbname);
 			return;
@@ -543,7 +531,7 @@ static void show_databases(struct client *c)
 	for (const struct db_config *dc = cf->databases; dc; dc = dc->next) {
 		if (strcmp(dc->name, "*") == 0)
 			continue;
-		struct pool_db *db = find_live_db(dc->name);
+		struct pool_db *db = pool_db_find(dc->name);
 		database_row(&r, dc->name, db ? &db->conf : dc, db);
 	}
 	struct list_node *it;
@@ -653,6 +641,18 @@ static const char *const stats_names[] = {"total_server_assignment_count",
                                           "total_server_parse_count",
                                           "total_bind_count"};
 
+static const char *const stats_avg_names[] = {"avg_server_assignment_count",
+                                              "avg_xact_count",
+                                              "avg_query_count",
+                                              "avg_recv",
+                                              "avg_sent",
+                                              "avg_xact_time",
+                                              "avg_query_time",
+                                              "avg_wait_time",
+                                              "avg_client_parse_count",
+                                              "avg_server_parse_count",
+                                              "avg_bind_count"};
+
 static void stats_values(const struct pool_stats *s, const char **v)
 {
 	v[0] = num((long long)s->server_assignment_count);
@@ -687,29 +687,18 @@ static void show_stats(struct client *c, int which)
 	                                          "client_parse_count",
 	                                          "server_parse_count",
 	                                          "bind_count"};
-	static const char *const avg_names[] = {"avg_server_assignment_count",
-	                                        "avg_xact_count",
-	                                        "avg_query_count",
-	                                        "avg_recv",
-	                                        "avg_sent",
-	                                        "avg_xact_time",
-	                                        "avg_query_time",
-	                                        "avg_wait_time",
-	                                        "avg_client_parse_count",
-	                                        "avg_server_parse_count",
-	                                        "avg_bind_count"};
 	for (int i = 0; i < 11; i++) {
 		if (which == 0)
 			names[n] = stats_names[i];
 		else if (which == 1 || i < 8)
 			names[n] = short_names[i];
 		else
-			names[n] = avg_names[i];
+			names[n] = stats_avg_names[i];
 		types[n++] = I;
 	}
 	if (which == 0)
 		for (int i = 0; i < 11; i++) {
-			names[n] = avg_names[i];
+			names[n] = stats_avg_names[i];
 			types[n++] = I;
 		}
 	struct result r;
@@ -752,23 +741,12 @@ static void show_totals(struct client *c)
 	const char *tv[11], *av[11];
 	stats_values(&sum, tv);
 	stats_values(&avg, av);
-	static const char *const avg_names[] = {"avg_server_assignment_count",
-	                                        "avg_xact_count",
-	                                        "avg_query_count",
-	                                        "avg_recv",
-	                                        "avg_sent",
-	                                        "avg_xact_time",
-	                                        "avg_query_time",
-	                                        "avg_wait_time",
-	                                        "avg_client_parse_count",
-	                                        "avg_server_parse_count",
-	                                        "avg_bind_count"};
 	struct result r;
 	result_begin(&r, 2, names, types);
 	for (int i = 0; i < 11; i++)
 		result_row(&r, (const char *const[]){stats_names[i], tv[i]});
 	for (int i = 0; i < 11; i++)
-		result_row(&r, (const char *const[]){avg_names[i], av[i]});
+		result_row(&r, (const char *const[]){stats_avg_names[i], av[i]});
 	result_send(c, &r, "SHOW");
 }
 
@@ -1408,7 +1386,7 @@ void admin_tick(void)
 			break;
 		case ADMIN_WAIT_CLOSE: {
 			struct pool_db *db =
-			    c->admin_wait_db ? find_live_db(c->admin_wait_db) : NULL;
+			    c->admin_wait_db ? pool_db_find(c->admin_wait_db) : NULL;
 			if ((!c->admin_wait_db || db) && pool_dirty_servers(db) > 0)
 				continue;
 			tag = "WAIT_CLOSE";

@@ -76,7 +76,7 @@ static bool dbconf_same_target(const struct db_config *a, const struct db_config
 #undef SAME
 }
 
-static struct pool_db *find_db(const char *name)
+struct pool_db *pool_db_find(const char *name)
 {
 	struct list_node *it;
 	list_for_each(it, &all_dbs)
@@ -108,7 +108,7 @@ static struct pool_db *new_db(const char *name, const struct db_config *conf, bo
 
 struct pool_db *pool_db_lookup(const char *name)
 {
-	struct pool_db *db = find_db(name);
+	struct pool_db *db = pool_db_find(name);
 	if (db)
 		return db;
 	const struct db_config *conf = config_find_db(cf, name);
