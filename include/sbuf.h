@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "proto.h"
 #include "util.h"
 
 /* Output above this pauses whoever feeds it. */
@@ -93,6 +94,14 @@ static inline bool sbuf_is_open(const struct sbuf *sb)
 {
 	return sb->fd >= 0;
 }
+
+/*
+ * The header of the next message in a buffer, checked against max_len:
+ * PROTO_INCOMPLETE until its five bytes are in. *type is set even when
+ * the length is bad, so the error can name the message.
+ */
+enum proto_status sbuf_peek_header(struct evbuffer *in, uint32_t max_len, uint8_t *type,
+                                   uint32_t *body_len, const char **err) MUST_CHECK;
 
 /* Applies TCP options from the configuration (nodelay, keepalive, buffers). */
 void sbuf_tune_tcp(int fd);

@@ -227,14 +227,20 @@ static bool pause_done(const char *dbname)
 	return true;
 }
 
+static struct pool_db *db_arg(struct client *c, const char *dbname)
+{
+	struct pool_db *db = pool_db_find(dbname);
+	if (!db)
+		send_error(c, "08P01", "no such database: %s", dbname);
+	return db;
+}
+
 static void cmd_pause(struct client *c, const char *dbname)
 {
 	if (dbname) {
-		struct pool_db *db = pool_db_find(dbname);
-		if (!db) {
-			send_error(c, "08P01", "no such database: %s", dbname);
+		struct pool_db *db = db_arg(c, dbname);
+		if (!db)
 			return;
-		}
 		db->paused = true;
 		log_info("PAUSE %s by %s", dbname, c->user);
 	} else {
@@ -248,14 +254,6 @@ static void cmd_pause(struct client *c, const char *dbname)
 	c->admin_wait_db = dbname ? xstrdup(dbname) : NULL;
 	c->admin_waiting = ADMIN_WAIT_PAUSE;
 	admin_tick();
-}
-
-static struct pool_db *db_arg(struct client *c, const char *dbname)
-{
-	struct pool_db *db = pool_db_find(dbname);
-	if (!db)
-		send_error(c, "08P01", "no such database: %s", dbname);
-	return db;
 }
 
 static void cmd_reconnect(struct client *c, const char *dbname)
@@ -396,11 +394,9 @@ static void cmd_set(struct client *c, const char *sql)
 static void cmd_resume(struct client *c, const char *dbname)
 {
 	if (dbname) {
-		struct pool_db *db = pool_db_find(dbname);
-		if (!db) {
-			send_error(c, "08P01", "no such database: %s", dbname);
+		struct pool_db *db = db_arg(c, dbname);
+		if (!db)
 			return;
-		}
 		db->paused = false;
 		log_info("RESUME %s by %s", dbname, c->user);
 		struct list_node *it;
@@ -1329,19 +1325,17 @@ bool admin_process(struct client *c)
 {
 	struct evbuffer *in = c->sb.in;
 	while (!c->admin_waiting) {
-		size_t avail = evbuffer_get_length(in);
-		if (avail < PROTO_HEADER_LEN)
-			return true;
-		uint8_t hdr[PROTO_HEADER_LEN];
-		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
 		uint8_t type;
 		uint32_t len;
 		const char *err;
-		if (proto_read_header(hdr, avail, ADMIN_MAX_QUERY, &type, &len, &err) != PROTO_OK) {
+		enum proto_status st = sbuf_peek_header(in, ADMIN_MAX_QUERY, &type, &len, &err);
+		if (st == PROTO_INCOMPLETE)
+			return true;
+		if (st == PROTO_BAD) {
 			client_fail(c, "08P01", "%s", err);
 			return false;
 		}
-		if (avail < PROTO_HEADER_LEN + len)
+		if (evbuffer_get_length(in) < PROTO_HEADER_LEN + len)
 			return true;
 		const uint8_t *msg = evbuffer_pullup(in, PROTO_HEADER_LEN + len);
 		char query[ADMIN_MAX_QUERY + 1];

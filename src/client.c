@@ -365,20 +365,18 @@ static void read_login(struct client *c)
 {
 	struct evbuffer *in = c->sb.in;
 	while (c->state == CL_LOGIN && c->auth) {
-		uint8_t hdr[PROTO_HEADER_LEN];
-		size_t avail = evbuffer_get_length(in);
-		if (avail < PROTO_HEADER_LEN)
-			return;
-		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
 		uint8_t type;
 		uint32_t body_len;
 		const char *err;
-		if (proto_read_header(hdr, avail, PROTO_MAX_STARTUP, &type, &body_len, &err) !=
-		    PROTO_OK) {
+		enum proto_status st =
+		    sbuf_peek_header(in, PROTO_MAX_STARTUP, &type, &body_len, &err);
+		if (st == PROTO_INCOMPLETE)
+			return;
+		if (st == PROTO_BAD) {
 			client_fail(c, "08P01", "%s during authentication", err);
 			return;
 		}
-		if (avail < PROTO_HEADER_LEN + body_len)
+		if (evbuffer_get_length(in) < PROTO_HEADER_LEN + body_len)
 			return;
 		if (type != 'p') {
 			client_fail(c, "08P01", "expected password response, got message type %d",
@@ -458,10 +456,6 @@ static bool client_process(struct client *c)
 			sbuf_pause(&c->sb);
 			return true;
 		}
-		uint8_t hdr[PROTO_HEADER_LEN];
-		if (avail < PROTO_HEADER_LEN)
-			return true;
-		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
 		uint8_t type;
 		uint32_t body_len;
 		const char *err;
@@ -469,8 +463,11 @@ static bool client_process(struct client *c)
 		    cf->max_packet_size > 0 ? (uint32_t)cf->max_packet_size : PROTO_MAX_MESSAGE;
 		if (max > PROTO_MAX_MESSAGE)
 			max = PROTO_MAX_MESSAGE;
-		if (proto_read_header(hdr, avail, max, &type, &body_len, &err) != PROTO_OK) {
-			client_fail(c, "08P01", "%s (message type %d)", err, hdr[0]);
+		enum proto_status st = sbuf_peek_header(in, max, &type, &body_len, &err);
+		if (st == PROTO_INCOMPLETE)
+			return true;
+		if (st == PROTO_BAD) {
+			client_fail(c, "08P01", "%s (message type %d)", err, type);
 			return false;
 		}
 		switch (type) {

@@ -316,3 +316,15 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		sb->cb(sb, SBUF_EV_DRAINED, sb->arg);
 	}
 }
+
+enum proto_status sbuf_peek_header(struct evbuffer *in, uint32_t max_len, uint8_t *type,
+                                   uint32_t *body_len, const char **err)
+{
+	uint8_t hdr[PROTO_HEADER_LEN];
+	size_t avail = evbuffer_get_length(in);
+	if (avail < PROTO_HEADER_LEN)
+		return PROTO_INCOMPLETE;
+	evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
+	*type = hdr[0];
+	return proto_read_header(hdr, avail, max_len, type, body_len, err);
+}

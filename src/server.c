@@ -657,15 +657,13 @@ static bool server_process(struct server *s)
 		/* After the transaction's last ReadyForQuery the server goes back to the pool. */
 		if (s->release_pending || avail == 0 || s->sb.pkt_remaining > 0)
 			return true;
-		if (avail < PROTO_HEADER_LEN)
-			return true;
-		uint8_t hdr[PROTO_HEADER_LEN];
-		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
 		uint8_t type;
 		uint32_t len;
 		const char *err;
-		if (proto_read_header(hdr, avail, PROTO_MAX_MESSAGE, &type, &len, &err) !=
-		    PROTO_OK) {
+		enum proto_status st = sbuf_peek_header(in, PROTO_MAX_MESSAGE, &type, &len, &err);
+		if (st == PROTO_INCOMPLETE)
+			return true;
+		if (st == PROTO_BAD) {
 			server_close(s, err);
 			return false;
 		}
@@ -746,16 +744,15 @@ static void process_whole(struct server *s)
 			return;
 		if (s->client && s->task == TASK_NONE && s->state == SV_ACTIVE)
 			return; /* linked: the streaming path takes over */
-		size_t avail = evbuffer_get_length(in);
-		if (avail < PROTO_HEADER_LEN)
-			return;
-		uint8_t hdr[PROTO_HEADER_LEN];
-		evbuffer_copyout(in, hdr, PROTO_HEADER_LEN);
 		uint8_t type;
 		uint32_t len;
 		const char *err;
 		/* Nothing the pooler reads itself is large; a big one means a desync. */
-		if (proto_read_header(hdr, avail, 65536, &type, &len, &err) != PROTO_OK) {
+		enum proto_status st = sbuf_peek_header(in, 65536, &type, &len, &err);
+		if (st == PROTO_INCOMPLETE)
+			return;
+		size_t avail = evbuffer_get_length(in);
+		if (st == PROTO_BAD) {
 			if (s->state == SV_LOGIN)
 				login_failed(s, "08P01", err);
 			else
