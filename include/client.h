@@ -25,6 +25,7 @@ enum admin_wait {
 	ADMIN_WAIT_NONE,
 	ADMIN_WAIT_PAUSE,
 	ADMIN_WAIT_CLOSE,
+	ADMIN_WAIT_SUSPEND,
 };
 
 enum client_state {
@@ -50,6 +51,7 @@ struct client {
 	struct varcache vars; /* what the client set */
 	struct auth_state *auth;
 	bool admin;                    /* logged in to the admin console */
+	bool os_admin;                 /* "pgbouncer" from our own OS user (unix socket) */
 	enum admin_wait admin_waiting; /* a console command that has not answered yet */
 	char *admin_wait_db;           /* PAUSE <db>: the database it waits for */
 
@@ -76,6 +78,12 @@ extern int client_count;
 
 /* A new socket from a listener. */
 void client_accept(int fd, const struct sockaddr *sa, socklen_t len, bool is_unix);
+
+/*
+ * A logged-in client's socket handed over by the process we replace
+ * (online restart); the caller puts it in its pool.
+ */
+struct client *client_adopt(int fd, const char *user, const char *dbname);
 
 /* The pool linked a server: the client's pending input can flow. */
 void client_linked(struct client *client);

@@ -107,6 +107,8 @@ extern struct list_node all_dbs;
 
 /* Pause and shutdown state shared by every pool. */
 extern bool pooler_paused;
+/* SUSPEND: connections stop at a message boundary so they can be handed over. */
+extern bool pooler_suspended;
 
 /* The runtime database of that name, if a client made it exist; never creates one. */
 struct pool_db *pool_db_find(const char *name);
@@ -138,6 +140,11 @@ void pool_client_gone(struct client *client);
 void pool_server_ready(struct server *server); /* login, check or reset finished */
 void pool_server_gone(struct server *server);  /* closed; frees it */
 void pool_server_login_failed(struct pool *pool, const char *sqlstate, const char *msg);
+
+/* Online restart: connections handed over by the process we replace. */
+void pool_adopt_server(struct pool *pool, struct server *server);
+/* Puts the client in its pool, linked to server if that is not NULL. */
+void pool_adopt_client(struct pool *pool, struct client *client, struct server *server);
 
 /* Starts new connections where clients wait or min_pool_size is not met. */
 void pool_maintain(struct pool *pool);

@@ -23,11 +23,21 @@ bool pooler_init(char **err);
 /* Opens the TCP and unix listeners of the configuration in force. */
 bool pooler_listen(char **err);
 void pooler_close_listeners(void);
+
+/* Online restart: the listening sockets as descriptors, in order. */
+int pooler_listener_fds(int *fds, int max);
+/* Listens on a socket handed over by the process we replace. */
+bool pooler_adopt_listener(int fd, char **err);
+/* SUSPEND stops accepting; new connections wait in the kernel's queue. */
+void pooler_set_accepting(bool on);
+/* Closes our listeners but leaves the unix socket file to the new process. */
+void pooler_let_go_listeners(void);
 void pooler_run(void);
 void pooler_cleanup(void);
 
 void pooler_begin_shutdown(enum shutdown_mode mode);
 bool pooler_shutting_down(void);
+enum shutdown_mode pooler_shutdown_mode(void);
 /* Ends the loop when the shutdown's condition holds. */
 void pooler_check_shutdown(void);
 

@@ -102,6 +102,13 @@ void proto_build_sasl_response(struct pktbuf *pb, const char *data, size_t n);
 void proto_build_cancel(struct pktbuf *pb, uint32_t pid, uint32_t key);
 void proto_build_negotiate_version(struct pktbuf *pb, uint32_t newest_minor,
                                    const char *const *unknown_options, int n);
+/* Result sets: column types are OIDs; a NULL value is SQL NULL. */
+#define PROTO_OID_INT8 20
+#define PROTO_OID_TEXT 25
+void proto_build_row_description(struct pktbuf *pb, int ncols, const char *const *names,
+                                 const uint32_t *types);
+void proto_build_data_row(struct pktbuf *pb, int ncols, const char *const *values);
+void proto_build_complete(struct pktbuf *pb, const char *tag);
 /* StartupMessage for protocol 3.0 with name/value pairs. */
 void proto_build_startup(struct pktbuf *pb, const struct startup_param *params, int n);
 

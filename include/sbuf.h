@@ -71,6 +71,12 @@ bool sbuf_accept(struct sbuf *sb, int fd, bool is_unix) MUST_CHECK;
 bool sbuf_connect(struct sbuf *sb, const struct sockaddr *sa, socklen_t len) MUST_CHECK;
 /* Closes the socket and frees the buffers; the sbuf may be initialized again. */
 void sbuf_close(struct sbuf *sb);
+/*
+ * Closes only our descriptor, silently, keeping (empty) buffers so the
+ * owner can be torn down as usual: the socket lives on in the process
+ * we handed it to (online restart).
+ */
+void sbuf_abandon(struct sbuf *sb);
 
 void sbuf_pause(struct sbuf *sb);
 void sbuf_resume(struct sbuf *sb);

@@ -81,6 +81,8 @@ struct server {
 
 /* Opens a new server connection for the pool (async). */
 void server_launch(struct pool *pool);
+/* A logged-in server socket handed over by the process we replace; idle in pool. */
+struct server *server_adopt(int fd, struct pool *pool);
 /* Frees servers closed since the last loop turn. */
 void server_reap(void);
 

@@ -15,6 +15,7 @@
 #include "pooler.h"
 #include "proto.h"
 #include "server.h"
+#include "takeover.h"
 
 #include "dns.h"
 #include "varcache.h"
@@ -33,8 +34,8 @@
 #define ADMIN_MAX_QUERY 4096
 
 /* PostgreSQL type OIDs used in RowDescription. */
-#define OID_INT8 20
-#define OID_TEXT 25
+#define OID_INT8 PROTO_OID_INT8
+#define OID_TEXT PROTO_OID_TEXT
 
 static struct list_node admin_clients = LIST_INIT(admin_clients);
 
@@ -51,7 +52,7 @@ bool admin_user_allowed(const char *user)
 
 static bool may_control(const struct client *c)
 {
-	return config_list_contains(cf->admin_users, c->user);
+	return c->os_admin || config_list_contains(cf->admin_users, c->user);
 }
 
 /* Result sets */
@@ -66,42 +67,17 @@ static void result_begin(struct result *r, int ncols, const char *const *names,
 {
 	pktbuf_init(&r->pb);
 	r->ncols = ncols;
-	pktbuf_begin(&r->pb, 'T');
-	pktbuf_put_uint16(&r->pb, (uint16_t)ncols);
-	for (int i = 0; i < ncols; i++) {
-		pktbuf_put_string(&r->pb, names[i]);
-		pktbuf_put_uint32(&r->pb, 0);
-		pktbuf_put_uint16(&r->pb, 0);
-		pktbuf_put_uint32(&r->pb, types[i]);
-		pktbuf_put_uint16(&r->pb, types[i] == OID_INT8 ? 8 : 0xffff);
-		pktbuf_put_uint32(&r->pb, 0xffffffff);
-		pktbuf_put_uint16(&r->pb, 0);
-	}
-	pktbuf_end(&r->pb);
+	proto_build_row_description(&r->pb, ncols, names, types);
 }
 
-/* A row of ncols values; NULL is SQL NULL. */
 static void result_row(struct result *r, const char *const *values)
 {
-	pktbuf_begin(&r->pb, 'D');
-	pktbuf_put_uint16(&r->pb, (uint16_t)r->ncols);
-	for (int i = 0; i < r->ncols; i++) {
-		if (!values[i]) {
-			pktbuf_put_uint32(&r->pb, 0xffffffff);
-			continue;
-		}
-		size_t n = strlen(values[i]);
-		pktbuf_put_uint32(&r->pb, (uint32_t)n);
-		pktbuf_put_bytes(&r->pb, values[i], n);
-	}
-	pktbuf_end(&r->pb);
+	proto_build_data_row(&r->pb, r->ncols, values);
 }
 
 static void complete(struct pktbuf *pb, const char *tag)
 {
-	pktbuf_begin(pb, 'C');
-	pktbuf_put_string(pb, tag);
-	pktbuf_end(pb);
+	proto_build_complete(pb, tag);
 	proto_build_ready(pb, 'I');
 }
 
@@ -244,7 +220,7 @@ static void cmd_pause(struct client *c, const char *dbname)
 		db->paused = true;
 		log_info("PAUSE %s by %s", dbname, c->user);
 	} else {
-		if (pooler_paused) {
+		if (pooler_paused || pooler_suspended) {
 			send_error(c, "08P01", "already suspended/paused");
 			return;
 		}
@@ -253,6 +229,19 @@ static void cmd_pause(struct client *c, const char *dbname)
 	free(c->admin_wait_db);
 	c->admin_wait_db = dbname ? xstrdup(dbname) : NULL;
 	c->admin_waiting = ADMIN_WAIT_PAUSE;
+	admin_tick();
+}
+
+/* SUSPEND answers once every connection has stopped between two messages. */
+static void cmd_suspend(struct client *c)
+{
+	if (pooler_paused || pooler_suspended) {
+		send_error(c, "08P01", "already suspended/paused");
+		return;
+	}
+	log_info("SUSPEND by %s", c->user);
+	takeover_suspend();
+	c->admin_waiting = ADMIN_WAIT_SUSPEND;
 	admin_tick();
 }
 
@@ -407,10 +396,12 @@ static void cmd_resume(struct client *c, const char *dbname)
 				pool_dispatch(p);
 		}
 	} else {
-		if (!pooler_paused) {
+		if (!pooler_paused && !pooler_suspended) {
 			send_error(c, "08P01", "pooler is not paused/suspended");
 			return;
 		}
+		if (pooler_suspended)
+			takeover_resume();
 		pooler_resume();
 	}
 	send_complete(c, "RESUME");
@@ -440,6 +431,9 @@ static void cmd_shutdown(struct client *c, const char *how)
 		return;
 	}
 	log_info("SHUTDOWN%s%s command issued by %s", how ? " " : "", how ? how : "", c->user);
+	/* After a hand-over nothing is ours to wait for. */
+	if (takeover_handed_over())
+		mode = SHUTDOWN_IMMEDIATE;
 	send_complete(c, "SHUTDOWN");
 	sbuf_flush(&c->sb);
 	pooler_begin_shutdown(mode);
@@ -1071,7 +1065,7 @@ static void show_state(struct client *c)
 	result_begin(&r, 2, names, types);
 	result_row(&r, (const char *const[]){"active", pooler_paused ? "no" : "yes"});
 	result_row(&r, (const char *const[]){"paused", pooler_paused ? "yes" : "no"});
-	result_row(&r, (const char *const[]){"suspended", "no"});
+	result_row(&r, (const char *const[]){"suspended", pooler_suspended ? "yes" : "no"});
 	result_send(c, &r, "SHOW");
 }
 
@@ -1137,32 +1131,6 @@ static void show_empty(struct client *c, int n, const char *const *names, const 
 	result_send(c, &r, "SHOW");
 }
 
-static void show_fds(struct client *c)
-{
-	static const char *const names[] = {
-	    "fd",        "task",     "user",     "database",         "addr",
-	    "port",      "cancel",   "link",     "client_encoding",  "std_strings",
-	    "datestyle", "timezone", "password", "scram_client_key", "scram_server_key"};
-	static const uint32_t types[] = {I, T, T, T, T, I, I, I, T, T, T, T, T, T, T};
-	struct result r;
-	result_begin(&r, 15, names, types);
-	struct list_node *it;
-	list_for_each(it, &all_clients)
-	{
-		struct client *cl = container_of(it, struct client, all_node);
-		if (cl->state == CL_CLOSED || cl->sb.fd < 0)
-			continue;
-		result_row(&r,
-		           (const char *const[]){
-		               num(cl->sb.fd), "client", cl->user, cl->dbname, cl->addr_str,
-		               num(cl->port), num(cl->cancel_key),
-		               num(cl->server ? cl->server->sb.fd : 0), varcache_get(&cl->vars, 0),
-		               varcache_get(&cl->vars, 4), varcache_get(&cl->vars, 1),
-		               varcache_get(&cl->vars, 2), NULL, NULL, NULL});
-	}
-	result_send(c, &r, "SHOW");
-}
-
 static bool admin_show(struct client *c, const char *what)
 {
 	static const char *const zone_names[] = {"zonename", "serial", "count"};
@@ -1210,7 +1178,7 @@ static bool admin_show(struct client *c, const char *what)
 	else if (strcasecmp(what, "peer_pools") == 0)
 		show_empty(c, 5, peer_pool_names, peer_pool_types);
 	else if (strcasecmp(what, "fds") == 0)
-		show_fds(c);
+		takeover_show_fds(c);
 	else
 		return false;
 	return true;
@@ -1280,6 +1248,8 @@ static void run_command(struct client *c, const char *sql)
 		cmd_shutdown(c, arg);
 	else if (strcasecmp(verb, "reconnect") == 0)
 		cmd_reconnect(c, arg);
+	else if (strcasecmp(verb, "suspend") == 0 && !arg)
+		cmd_suspend(c);
 	else if (strcasecmp(verb, "wait_close") == 0)
 		cmd_wait_close(c, arg);
 	else if (strcasecmp(verb, "kill") == 0)
@@ -1377,6 +1347,11 @@ void admin_tick(void)
 			if (!pause_done(c->admin_wait_db))
 				continue;
 			tag = "PAUSE";
+			break;
+		case ADMIN_WAIT_SUSPEND:
+			if (!takeover_suspend_settled())
+				continue;
+			tag = "SUSPEND";
 			break;
 		case ADMIN_WAIT_CLOSE: {
 			struct pool_db *db =

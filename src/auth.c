@@ -11,6 +11,9 @@
  * logins: the cleartext password (password auth) or the client's SCRAM
  * keys (pass-through, when the stored secret is the server's).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 /* struct ucred */
+#endif
 #include "auth.h"
 #include "admin.h"
 #include "authfile.h"
@@ -29,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 enum auth_step {
 	STEP_NONE,
@@ -134,7 +139,7 @@ static void succeed(struct client *c)
 		c->account->client_count++;
 	}
 	if (a->admin) {
-		if (!admin_user_allowed(c->user)) {
+		if (!c->os_admin && !admin_user_allowed(c->user)) {
 			cl_log(LOG_LVL_LOG, c, "login failed: not in admin_users or stats_users");
 			client_fail(c, "08P01", "not allowed");
 			return;
@@ -285,9 +290,31 @@ static void start_auth_query(struct client *c, struct pool_db *db, const char *a
 	pool_request_auth_query(pool_get(qdb, qu), c);
 }
 
+/*
+ * As PgBouncer: "pgbouncer" on the unix socket, from the OS user the
+ * pooler runs as, is an administrator without a password. Online
+ * restart (-R) logs in this way.
+ */
+static bool is_os_admin(const struct client *c)
+{
+	if (!c->sb.is_unix || strcmp(c->user, "pgbouncer") != 0)
+		return false;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	return getsockopt(c->sb.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+	       cred.uid == geteuid();
+}
+
 void auth_start(struct client *c)
 {
 	bool admin = admin_is_database(c->dbname);
+	if (admin && is_os_admin(c)) {
+		c->os_admin = true;
+		c->auth = xcalloc(1, sizeof(*c->auth));
+		c->auth->admin = true;
+		succeed(c);
+		return;
+	}
 	struct pool_db *db = admin ? NULL : pool_db_lookup(c->dbname);
 	if (!db) {
 		/*

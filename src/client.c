@@ -88,6 +88,34 @@ void client_accept(int fd, const struct sockaddr *sa, socklen_t len, bool is_uni
 	}
 }
 
+struct client *client_adopt(int fd, const char *user, const char *dbname)
+{
+	struct client *c = xcalloc(1, sizeof(*c));
+	c->id = next_client_id++;
+	c->state = CL_IDLE;
+	c->user = xstrdup(user);
+	c->dbname = xstrdup(dbname);
+	struct sockaddr_storage local;
+	socklen_t local_len = sizeof(local);
+	bool is_unix = getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+	               local.ss_family == AF_UNIX;
+	c->addr_len = sizeof(c->addr);
+	if (getpeername(fd, (struct sockaddr *)&c->addr, &c->addr_len) != 0)
+		c->addr_len = 0;
+	describe_addr(c, is_unix);
+	c->connect_time = c->last_activity = now_usec();
+	list_init(&c->node);
+	list_append(&all_clients, &c->all_node);
+	client_count++;
+	sbuf_init(&c->sb, client_on_event, c);
+	if (!sbuf_accept(&c->sb, fd, is_unix)) {
+		close(fd);
+		client_close(c, "could not adopt the socket");
+		return NULL;
+	}
+	return c;
+}
+
 /*
  * Freed from the loop, never inside the call chain that closed it: callers
  * up the stack may still hold the pointer and check c->state.
@@ -302,10 +330,6 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}
-	if (pooler_shutting_down()) {
-		client_fail(c, "57P01", "pooler is shutting down");
-		return;
-	}
 	if (cf->log_connections)
 		cl_log(LOG_LVL_LOG, c, "login attempt: db=%s user=%s tls=no", c->dbname, c->user);
 	auth_start(c);
@@ -450,6 +474,11 @@ static bool client_process(struct client *c)
 			forward(c, n);
 			c->sb.pkt_remaining -= n;
 			continue;
+		}
+		if (pooler_suspended) {
+			/* Stopped between messages: what is buffered goes with the socket. */
+			sbuf_pause(&c->sb);
+			return true;
 		}
 		if (c->server && c->server->task == TASK_SET_VARS) {
 			/* The server is still taking on our settings. */

@@ -178,7 +178,7 @@ static const struct setting settings[] = {
     BOOL("so_reuseport", FIELD(so_reuseport), "0", SF_NO_RELOAD),
     {"stats_period", ST_TIME, FIELD(stats_period), "60", 0, USEC_PER_SEC, TIME_MAX},
     STR("stats_users", FIELD(stats_users), "", 0),
-    TIME("suspend_timeout", FIELD(suspend_timeout), "10", SF_PENDING),
+    TIME("suspend_timeout", FIELD(suspend_timeout), "10", 0),
     BOOL("syslog", FIELD(syslog), "0", 0),
     STR("syslog_facility", FIELD(syslog_facility), "daemon", 0),
     STR("syslog_ident", FIELD(syslog_ident), "pgbouncer", 0),

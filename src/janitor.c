@@ -154,6 +154,12 @@ static void janitor_run(void)
 {
 	usec_t now = now_usec();
 	struct list_node *it, *tmp;
+	if (pooler_suspended) {
+		/* Nothing moves while suspended: no timeouts, no new server connections. */
+		admin_tick();
+		pooler_check_shutdown();
+		return;
+	}
 	list_for_each_safe(it, tmp, &all_clients)
 	{
 		check_client(container_of(it, struct client, all_node), now);

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "pooler.h"
+#include "takeover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,9 +158,6 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (takeover)
-		die("online restart (-R) is not implemented yet; use so_reuseport");
-
 	log_verbose = verbose;
 	char *err = NULL;
 	cf = config_load(argv[optind], &err);
@@ -181,6 +179,13 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (!pooler_init(&err))
 		die("%s", err);
+	if (takeover) {
+		struct takeover *t;
+		if (!takeover_fetch(&t, &err))
+			die("%s", err);
+		if (t)
+			takeover_adopt(t);
+	}
 	if (!pooler_listen(&err))
 		die("%s", err);
 	if (daemon) {

@@ -24,6 +24,7 @@ struct list_node all_pools = LIST_INIT(all_pools);
 struct list_node all_dbs = LIST_INIT(all_dbs);
 struct list_node all_users = LIST_INIT(all_users);
 bool pooler_paused;
+bool pooler_suspended;
 
 /* Databases */
 
@@ -254,10 +255,18 @@ static struct server *next_ready_idle(struct pool *pool)
 	return NULL;
 }
 
+/* New links wait: PAUSE, SUSPEND, or a SIGINT shutdown outside session pools. */
+static bool linking_stopped(const struct pool *pool)
+{
+	return pooler_paused || pooler_suspended || pool->db->paused ||
+	       (pooler_shutdown_mode() == SHUTDOWN_WAIT_SERVERS &&
+	        pool_mode_of(pool) != POOL_MODE_SESSION);
+}
+
 enum link_result pool_request_server(struct client *c)
 {
 	struct pool *pool = c->pool;
-	if (!pooler_paused && !pool->db->paused && list_empty(&pool->waiting_clients)) {
+	if (!linking_stopped(pool) && list_empty(&pool->waiting_clients)) {
 		struct server *s = next_ready_idle(pool);
 		if (s)
 			return link_pair(c, s);
@@ -290,8 +299,7 @@ static struct client *first_dispatchable(struct pool *pool)
 	list_for_each(it, &pool->waiting_clients)
 	{
 		struct client *c = container_of(it, struct client, node);
-		if (c->state == CL_LOGIN ||
-		    (c->state == CL_WAITING && !pooler_paused && !pool->db->paused))
+		if (c->state == CL_LOGIN || (c->state == CL_WAITING && !linking_stopped(pool)))
 			return c;
 	}
 	return NULL;
@@ -364,6 +372,32 @@ void pool_release_server(struct server *s)
 	if (c && c->state == CL_IDLE && evbuffer_get_length(c->sb.in) > 0)
 		client_resume_reading(c);
 	pooler_check_shutdown();
+}
+
+void pool_adopt_server(struct pool *pool, struct server *s)
+{
+	s->pool = pool;
+	s->state = SV_IDLE;
+	s->idle_since = now_usec();
+	list_append(&pool->idle_servers, &s->node);
+	pool->db->server_count++;
+	pool->user->server_count++;
+	s->counted = true;
+}
+
+void pool_adopt_client(struct pool *pool, struct client *c, struct server *s)
+{
+	c->pool = pool;
+	c->state = CL_IDLE;
+	list_append(&pool->active_clients, &c->node);
+	if (!s)
+		return;
+	move(&pool->active_servers, &s->node);
+	s->state = SV_ACTIVE;
+	s->client = c;
+	s->link_time = now_usec();
+	c->server = s;
+	c->state = CL_ACTIVE;
 }
 
 void pool_client_gone(struct client *c)
@@ -487,7 +521,7 @@ static bool may_launch(struct pool *pool, int total, bool reserve_due)
 
 void pool_maintain(struct pool *pool)
 {
-	if (pooler_shutting_down() || pool->db->removed)
+	if (pool->db->removed || pooler_shutdown_mode() == SHUTDOWN_IMMEDIATE)
 		return;
 	if (pool->last_login_failure &&
 	    now_usec() - pool->last_login_failure < cf->server_login_retry)
@@ -498,7 +532,8 @@ void pool_maintain(struct pool *pool)
 	int total = pool_server_count(pool);
 	int min = effective_limit(pool->db->conf.min_pool_size, cf->min_pool_size);
 	int want = waiting - connecting - (int)list_count(&pool->used_servers);
-	if (total + (want > 0 ? want : 0) < min)
+	/* While shutting down, only clients still being served get new servers. */
+	if (total + (want > 0 ? want : 0) < min && !pooler_shutting_down())
 		want = min - total;
 	while (want-- > 0 && may_launch(pool, total, reserve_due)) {
 		server_launch(pool);

@@ -17,6 +17,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "server.h"
+#include "takeover.h"
 #include "varcache.h"
 
 #include <errno.h>
@@ -199,7 +200,7 @@ static bool listen_unix(char **err)
 	return add_listener(fd, true, err);
 }
 
-bool pooler_listen(char **err)
+static bool open_listeners(char **err)
 {
 	if (cf->listen_addr && *cf->listen_addr) {
 		const char *p = cf->listen_addr;
@@ -222,9 +223,69 @@ bool pooler_listen(char **err)
 		*err = xstrdup("nothing to listen on: set listen_addr or unix_socket_dir");
 		return false;
 	}
+	return true;
+}
+
+bool pooler_listen(char **err)
+{
+	/* After an online restart the handed-over sockets are already listening. */
+	if (listener_count == 0 && !open_listeners(err))
+		return false;
 	if (cf->metrics_listen && !metrics_start(pooler_base, cf->metrics_listen, err))
 		return false;
 	return true;
+}
+
+int pooler_listener_fds(int *fds, int max)
+{
+	int n = 0;
+	for (int i = 0; i < listener_count && n < max; i++)
+		fds[n++] = evconnlistener_get_fd(listeners[i]);
+	return n;
+}
+
+bool pooler_adopt_listener(int fd, char **err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+		*err = xasprintf("handed-over listening socket: %s", strerror(errno));
+		close(fd);
+		return false;
+	}
+	bool is_unix = ss.ss_family == AF_UNIX;
+	if (is_unix) {
+		/* The file is ours to remove at exit now, as if we had made it. */
+		const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+		strlcpy_s(unix_socket_path, un->sun_path, sizeof(unix_socket_path));
+		struct stat st;
+		if (stat(unix_socket_path, &st) == 0) {
+			unix_socket_dev = st.st_dev;
+			unix_socket_ino = st.st_ino;
+		}
+		log_info("took over listening socket unix:%s", unix_socket_path);
+	} else {
+		log_info("took over listening socket on port %d",
+		         ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                        : ((struct sockaddr_in *)&ss)->sin_port));
+	}
+	return add_listener(fd, is_unix, err);
+}
+
+void pooler_set_accepting(bool on)
+{
+	for (int i = 0; i < listener_count; i++) {
+		if (on)
+			evconnlistener_enable(listeners[i]);
+		else
+			evconnlistener_disable(listeners[i]);
+	}
+}
+
+void pooler_let_go_listeners(void)
+{
+	unix_socket_path[0] = '\0';
+	pooler_close_listeners();
 }
 
 void pooler_close_listeners(void)
@@ -269,6 +330,27 @@ static bool servers_busy(void)
 	return false;
 }
 
+/*
+ * A client already connected to a session pool is a session in progress:
+ * a SIGINT shutdown lets it finish (a rolling restart with so_reuseport
+ * must not fail clients that reached the old process). Elsewhere new
+ * transactions wait, and the waiting clients are dropped at exit.
+ */
+static bool sessions_open(void)
+{
+	struct list_node *it;
+	list_for_each(it, &all_clients)
+	{
+		const struct client *c = container_of(it, struct client, all_node);
+		if (c->state == CL_CLOSED || c->admin)
+			continue;
+		if (c->state == CL_LOGIN || c->state == CL_WELCOME ||
+		    (c->pool && pool_mode_of(c->pool) == POOL_MODE_SESSION))
+			return true;
+	}
+	return false;
+}
+
 void pooler_pause(void)
 {
 	if (pooler_paused)
@@ -292,6 +374,11 @@ void pooler_resume(void)
 	}
 }
 
+enum shutdown_mode pooler_shutdown_mode(void)
+{
+	return shutdown_mode;
+}
+
 bool pooler_shutting_down(void)
 {
 	return shutdown_mode != SHUTDOWN_NONE;
@@ -312,7 +399,7 @@ void pooler_check_shutdown(void)
 		done = client_count == 0;
 		break;
 	case SHUTDOWN_WAIT_SERVERS:
-		done = !servers_busy();
+		done = !servers_busy() && !sessions_open();
 		break;
 	case SHUTDOWN_IMMEDIATE:
 		done = true;
@@ -337,13 +424,15 @@ void pooler_begin_shutdown(enum shutdown_mode mode)
 		break;
 	case SHUTDOWN_WAIT_SERVERS:
 		log_info("shutdown requested: waiting for server connections to be released");
-		pooler_paused = true;
 		break;
 	default:
 		log_info("shutting down now");
 		break;
 	}
-	pooler_close_listeners();
+	if (takeover_handed_over())
+		pooler_let_go_listeners();
+	else
+		pooler_close_listeners();
 	pooler_check_shutdown();
 }
 
@@ -447,6 +536,11 @@ void pooler_run(void)
 void pooler_cleanup(void)
 {
 	struct list_node *it, *tmp;
+	/* Our connections live on in the new process: close them without a word. */
+	if (takeover_handed_over()) {
+		metrics_stop();
+		takeover_let_go();
+	}
 	list_for_each_safe(it, tmp, &all_clients)
 	{
 		client_close(container_of(it, struct client, all_node), "pooler shutdown");

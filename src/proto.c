@@ -234,6 +234,46 @@ void proto_build_query(struct pktbuf *pb, const char *sql)
 	pktbuf_end(pb);
 }
 
+void proto_build_row_description(struct pktbuf *pb, int ncols, const char *const *names,
+                                 const uint32_t *types)
+{
+	pktbuf_begin(pb, 'T');
+	pktbuf_put_uint16(pb, (uint16_t)ncols);
+	for (int i = 0; i < ncols; i++) {
+		pktbuf_put_string(pb, names[i]);
+		pktbuf_put_uint32(pb, 0); /* no table */
+		pktbuf_put_uint16(pb, 0);
+		pktbuf_put_uint32(pb, types[i]);
+		pktbuf_put_uint16(pb, types[i] == PROTO_OID_INT8 ? 8 : 0xffff);
+		pktbuf_put_uint32(pb, 0xffffffff); /* no type modifier */
+		pktbuf_put_uint16(pb, 0);          /* text format */
+	}
+	pktbuf_end(pb);
+}
+
+void proto_build_data_row(struct pktbuf *pb, int ncols, const char *const *values)
+{
+	pktbuf_begin(pb, 'D');
+	pktbuf_put_uint16(pb, (uint16_t)ncols);
+	for (int i = 0; i < ncols; i++) {
+		if (!values[i]) {
+			pktbuf_put_uint32(pb, 0xffffffff);
+			continue;
+		}
+		size_t n = strlen(values[i]);
+		pktbuf_put_uint32(pb, (uint32_t)n);
+		pktbuf_put_bytes(pb, values[i], n);
+	}
+	pktbuf_end(pb);
+}
+
+void proto_build_complete(struct pktbuf *pb, const char *tag)
+{
+	pktbuf_begin(pb, 'C');
+	pktbuf_put_string(pb, tag);
+	pktbuf_end(pb);
+}
+
 void proto_build_password(struct pktbuf *pb, const char *password)
 {
 	pktbuf_begin(pb, 'p');

@@ -139,6 +139,20 @@ void sbuf_close(struct sbuf *sb)
 	sb->pkt_remaining = 0;
 }
 
+void sbuf_abandon(struct sbuf *sb)
+{
+	if (sb->fd < 0)
+		return;
+	event_del(&sb->ev_read);
+	event_del(&sb->ev_write);
+	close(sb->fd);
+	sb->fd = -1;
+	evbuffer_drain(sb->in, evbuffer_get_length(sb->in));
+	evbuffer_drain(sb->out, evbuffer_get_length(sb->out));
+	sb->reading = sb->want_read = false;
+	sb->pkt_remaining = 0;
+}
+
 void sbuf_pause(struct sbuf *sb)
 {
 	sb->want_read = false;

@@ -237,6 +237,25 @@ void server_launch(struct pool *pool)
 		login_failed(s, "08006", "could not start DNS lookup");
 }
 
+struct server *server_adopt(int fd, struct pool *pool)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->id = next_server_id++;
+	s->tx_status = 'I';
+	s->connect_time = now_usec();
+	sbuf_init(&s->sb, server_on_event, s);
+	pool_adopt_server(pool, s);
+	s->addr_len = sizeof(s->addr);
+	if (getpeername(fd, (struct sockaddr *)&s->addr, &s->addr_len) != 0)
+		s->addr_len = 0;
+	if (!sbuf_accept(&s->sb, fd, s->addr.ss_family == AF_UNIX)) {
+		close(fd);
+		server_close(s, "could not adopt the socket");
+		return NULL;
+	}
+	return s;
+}
+
 /* Login */
 
 /* The cleartext password the pooler holds for this server login, if any. */
@@ -657,6 +676,10 @@ static bool server_process(struct server *s)
 		/* After the transaction's last ReadyForQuery the server goes back to the pool. */
 		if (s->release_pending || avail == 0 || s->sb.pkt_remaining > 0)
 			return true;
+		if (pooler_suspended) {
+			sbuf_pause(&s->sb);
+			return true;
+		}
 		uint8_t type;
 		uint32_t len;
 		const char *err;

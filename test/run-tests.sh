@@ -75,6 +75,9 @@ cleanup() {
 			echo "scratch kept in $SCRATCH" >&2
 		fi
 	fi
+	if [ -n "${MIGRATE_REQ_WAS:-}" ]; then
+		echo "$MIGRATE_REQ_WAS" > /proc/sys/net/ipv4/tcp_migrate_req 2>/dev/null || true
+	fi
 	return $rc
 }
 trap cleanup EXIT
@@ -104,6 +107,13 @@ if [ "$(id -u)" -eq 0 ]; then
 	[ $POLICY_ADDED = 1 ] && rm -f /usr/sbin/policy-rc.d
 	id postgres >/dev/null 2>&1 || { echo "user postgres missing after install" >&2; exit 1; }
 	RUN_AS=(runuser -u postgres --)
+	# so_reuseport restarts: connections queued on the listener that closes
+	# move to the new process instead of being reset (Linux 5.14+). The
+	# previous value comes back at exit.
+	if [ -w /proc/sys/net/ipv4/tcp_migrate_req ]; then
+		MIGRATE_REQ_WAS=$(cat /proc/sys/net/ipv4/tcp_migrate_req)
+		echo 1 > /proc/sys/net/ipv4/tcp_migrate_req
+	fi
 else
 	missing=()
 	for t in autoreconf pkg-config gcc make psql pgbench; do

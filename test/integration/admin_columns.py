@@ -160,3 +160,10 @@ COLUMNS = {
         "sv_active_cancel", "sv_login",
     ],
 }
+
+
+# Columns pgsieve adds after PgBouncer's, never between them.
+PGSIEVE_EXTRA = {
+    # What online restart (-R) carries across besides PgBouncer's columns.
+    "FDS": ["backend_pid", "tx_status", "expect_ready", "params", "welcome", "pending"],
+}
