@@ -564,6 +564,35 @@ static void test_builders(void)
 	CHECK_PB("Query empty", &pb, "Q\x00\x00\x00\x05\0");
 	pktbuf_reset(&pb);
 
+	/* RowDescription: 4 + 2 + (2+18) + (2+18) = 46; int8 has typlen 8, text -1 */
+	{
+		const char *const names[] = {"n", "t"};
+		const uint32_t types[] = {PROTO_OID_INT8, PROTO_OID_TEXT};
+		proto_build_row_description(&pb, 2, names, types);
+		CHECK_PB("RowDescription", &pb,
+		         "T\x00\x00\x00\x2e\x00\x02"
+		         "n\0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x14\x00\x08\xff\xff\xff\xff\x00\x00"
+		         "t\0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x19\xff\xff\xff\xff\xff\xff\x00\x00");
+		pktbuf_reset(&pb);
+	}
+
+	/* DataRow: NULL is length -1 with no bytes; "" is length 0 */
+	{
+		const char *const values[] = {"42", NULL, ""};
+		proto_build_data_row(&pb, 3, values);
+		CHECK_PB("DataRow", &pb,
+		         "D\x00\x00\x00\x14\x00\x03"
+		         "\x00\x00\x00\x02"
+		         "42"
+		         "\xff\xff\xff\xff"
+		         "\x00\x00\x00\x00");
+		pktbuf_reset(&pb);
+	}
+
+	proto_build_complete(&pb, "SHOW");
+	CHECK_PB("CommandComplete", &pb, "C\x00\x00\x00\x09SHOW\0");
+	pktbuf_reset(&pb);
+
 	proto_build_password(&pb, "secret");
 	CHECK_PB("PasswordMessage", &pb, "p\x00\x00\x00\x0bsecret\0");
 	pktbuf_reset(&pb);
