@@ -19,6 +19,7 @@ struct pool;
 struct server;
 struct auth_state;
 struct pool_user;
+struct prepared_client;
 
 /* What a console command (PAUSE, WAIT_CLOSE) waits for before it answers. */
 enum admin_wait {
@@ -67,8 +68,9 @@ struct client {
 	usec_t request_time; /* waiting: since when; active: current query start */
 	usec_t last_activity;
 	usec_t xact_start;
-	struct pool_user *account;  /* its role, whose client count it holds */
-	struct server *auth_server; /* running our auth_query */
+	struct pool_user *account;        /* its role, whose client count it holds */
+	struct server *auth_server;       /* running our auth_query */
+	struct prepared_client *prepared; /* its prepared statement names (transaction pooling) */
 };
 
 extern struct list_node all_clients;

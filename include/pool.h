@@ -34,7 +34,8 @@ struct pool_stats {
 	usec_t xact_time;
 	usec_t query_time;
 	usec_t wait_time;
-	uint64_t parse_count; /* Parse messages from clients */
+	uint64_t parse_count;        /* Parse messages from clients */
+	uint64_t server_parse_count; /* Parse messages sent to servers */
 	uint64_t bind_count;
 };
 

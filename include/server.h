@@ -20,6 +20,7 @@ struct client;
 struct scram_client;
 struct param_list;
 struct dns_request;
+struct prepared_server;
 
 enum server_state {
 	SV_CONNECTING,
@@ -63,8 +64,9 @@ struct server {
 	struct scram_client *scram;
 	struct param_list *login_params; /* ParameterStatus seen during login */
 	struct dns_request *dns;
-	struct client *auth_client; /* TASK_AUTH_QUERY: whom the answer is for */
-	char *auth_secret;          /* TASK_AUTH_QUERY: the password column */
+	struct client *auth_client;       /* TASK_AUTH_QUERY: whom the answer is for */
+	struct prepared_server *prepared; /* statements prepared here, responses due */
+	char *auth_secret;                /* TASK_AUTH_QUERY: the password column */
 	bool auth_found;
 	struct sockaddr_storage addr; /* where we connected, for cancel requests */
 	socklen_t addr_len;

@@ -13,6 +13,7 @@
 #include "params.h"
 #include "pool.h"
 #include "pooler.h"
+#include "prepared.h"
 #include "proto.h"
 #include "server.h"
 #include "takeover.h"
@@ -654,7 +655,7 @@ static void stats_values(const struct pool_stats *s, const char **v)
 	v[6] = num(s->query_time);
 	v[7] = num(s->wait_time);
 	v[8] = num((long long)s->parse_count);
-	v[9] = num((long long)s->parse_count); /* no statement tracking yet: as sent */
+	v[9] = num((long long)s->server_parse_count);
 	v[10] = num((long long)s->bind_count);
 }
 
@@ -841,6 +842,7 @@ struct socket_view {
 	bool close_needed;
 	const void *ptr, *link;
 	uint64_t id;
+	size_t prepared; /* prepared statements: the client's names, the server's cache */
 	const struct sbuf *sb;
 };
 
@@ -887,7 +889,7 @@ static void socket_row(struct result *r, const struct socket_view *v, bool debug
 	    num(v->remote_pid),
 	    NULL,
 	    v->app,
-	    "0",
+	    num((long long)v->prepared),
 	    num((long long)v->id),
 	    num((long long)in_len),
 	    "0",
@@ -934,6 +936,7 @@ static void client_view(const struct client *cl, struct socket_view *v, usec_t n
 	v->link = cl->server;
 	v->app = app >= 0 && varcache_get(&cl->vars, app) ? varcache_get(&cl->vars, app) : "";
 	v->id = cl->id;
+	v->prepared = prepared_client_count(cl);
 	v->sb = &cl->sb;
 }
 
@@ -973,6 +976,7 @@ static void server_view(const struct server *s, struct socket_view *v)
 	v->remote_pid = (int)s->backend_pid;
 	v->app = app >= 0 && varcache_get(&s->vars, app) ? varcache_get(&s->vars, app) : "";
 	v->id = s->id;
+	v->prepared = prepared_server_count(s);
 	v->sb = &s->sb;
 }
 

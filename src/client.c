@@ -18,6 +18,7 @@
 #include "log.h"
 #include "params.h"
 #include "pool.h"
+#include "prepared.h"
 #include "pooler.h"
 #include "proto.h"
 #include "server.h"
@@ -137,6 +138,7 @@ static void free_client(struct client *c)
 	auth_free(c);
 	free(c->admin_wait_db);
 	varcache_free(&c->vars);
+	prepared_client_free(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);
@@ -527,6 +529,19 @@ static bool client_process(struct client *c)
 			client_fail(c, "08P01", "unknown pkt");
 			return false;
 		}
+		bool tracking = prepared_tracking(c->pool);
+		/* Statement names are rewritten: such messages are handled whole. */
+		if (tracking && prepared_needs_whole(type) && avail < PROTO_HEADER_LEN + body_len)
+			return true;
+		if (!c->server && tracking) {
+			const uint8_t *msg = prepared_needs_whole(type)
+			                         ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
+			                         : NULL;
+			if (prepared_client_unlinked(c, type, msg, body_len) == PREPARED_HANDLED) {
+				evbuffer_drain(in, PROTO_HEADER_LEN + body_len);
+				continue;
+			}
+		}
 		if (!c->server) {
 			switch (pool_request_server(c)) {
 			case LINK_NOW:
@@ -543,6 +558,8 @@ static bool client_process(struct client *c)
 		switch (type) {
 		case 'P':
 			s->pool->stats.parse_count++;
+			if (!tracking)
+				s->pool->stats.server_parse_count++;
 			break;
 		case 'B':
 			s->pool->stats.bind_count++;
@@ -555,6 +572,20 @@ static bool client_process(struct client *c)
 			break;
 		default:
 			break;
+		}
+		if (tracking) {
+			const uint8_t *msg = prepared_needs_whole(type)
+			                         ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
+			                         : NULL;
+			if (prepared_client_message(c, s, type, msg, body_len) ==
+			    PREPARED_HANDLED) {
+				if (c->state == CL_CLOSED)
+					return false;
+				evbuffer_drain(in, PROTO_HEADER_LEN + body_len);
+				continue;
+			}
+			if (c->state == CL_CLOSED)
+				return false;
 		}
 		c->sb.pkt_remaining = PROTO_HEADER_LEN + body_len;
 	}
@@ -588,6 +619,9 @@ static void client_on_read(struct client *c)
 		return;
 	}
 	if (!client_process(c))
+		return;
+	/* Answers the pooler gave itself (prepared statements). */
+	if (sbuf_out_len(&c->sb) > 0 && !sbuf_flush(&c->sb))
 		return;
 	struct server *s = c->server;
 	if (!s)

@@ -136,7 +136,7 @@ static const struct setting settings[] = {
     INT("max_db_client_connections", NO_FIELD, "0", 0, 0, INT_MAX),
     INT("max_db_connections", FIELD(max_db_connections), "0", 0, 0, INT_MAX),
     INT("max_packet_size", FIELD(max_packet_size), "2147483647", 0, 0, INT_MAX),
-    INT("max_prepared_statements", FIELD(max_prepared_statements), "200", SF_PENDING, 0, INT_MAX),
+    INT("max_prepared_statements", FIELD(max_prepared_statements), "200", 0, 0, INT_MAX),
     INT("max_user_client_connections", NO_FIELD, "0", 0, 0, INT_MAX),
     INT("max_user_connections", FIELD(max_user_connections), "0", 0, 0, INT_MAX),
     STR("metrics_listen", FIELD(metrics_listen), "", SF_EMPTY_NULL | SF_NO_RELOAD),

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "params.h"
 #include "pooler.h"
+#include "prepared.h"
 #include "server.h"
 #include "varcache.h"
 
@@ -354,7 +355,8 @@ void pool_release_server(struct server *s)
 	bool want_reset =
 	    reset && *reset &&
 	    (pool_mode_of(pool) == POOL_MODE_SESSION || cf->server_reset_query_always);
-	if (s->dirty || s->tx_status != 'I' || s->expect_ready > 0 || pool->db->removed) {
+	if (s->dirty || s->tx_status != 'I' || s->expect_ready > 0 || prepared_busy(s) ||
+	    pool->db->removed) {
 		server_close(s, s->dirty ? "server state unknown after client left"
 		                         : "server was in a transaction when released");
 	} else if (server_expired(s)) {
@@ -770,6 +772,7 @@ void pool_stats_add(struct pool_stats *dst, const struct pool_stats *s)
 	dst->query_time += s->query_time;
 	dst->wait_time += s->wait_time;
 	dst->parse_count += s->parse_count;
+	dst->server_parse_count += s->server_parse_count;
 	dst->bind_count += s->bind_count;
 }
 
@@ -816,6 +819,8 @@ void pool_update_averages(usec_t now)
 		    queries ? (cur.query_time - prev->query_time) / (usec_t)queries : 0;
 		avg->wait_time = assigns ? (cur.wait_time - prev->wait_time) / (usec_t)assigns : 0;
 		avg->parse_count = (uint64_t)((cur.parse_count - prev->parse_count) / secs);
+		avg->server_parse_count =
+		    (uint64_t)((cur.server_parse_count - prev->server_parse_count) / secs);
 		avg->bind_count = (uint64_t)((cur.bind_count - prev->bind_count) / secs);
 		*prev = cur;
 		db->stats_time = now;

@@ -20,6 +20,7 @@
 #include "md5.h"
 #include "params.h"
 #include "pool.h"
+#include "prepared.h"
 #include "pooler.h"
 #include "proto.h"
 #include "scram.h"
@@ -55,6 +56,7 @@ void server_reap(void)
 	while ((it = list_pop(&closed_servers))) {
 		struct server *s = container_of(it, struct server, node);
 		varcache_free(&s->vars);
+		prepared_server_free(s);
 		params_free(s->login_params);
 		if (s->scram) {
 			scram_client_reset(s->scram);
@@ -610,6 +612,10 @@ static bool task_message(struct server *s, uint8_t type, const uint8_t *body, ui
 		if (s->task == TASK_AUTH_QUERY)
 			auth_query_row(s, body, len);
 		return true;
+	case 'C':
+		if (len > 0 && body[len - 1] == '\0')
+			prepared_command_tag(s, (const char *)body);
+		return true;
 	case 'Z':
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
 		s->expect_ready = 0;
@@ -655,7 +661,7 @@ static void ready_for_query(struct server *s, char status)
 			c->xact_start = s->expect_ready > 0 ? now : 0;
 		}
 	}
-	if (s->expect_ready > 0 || status != 'I')
+	if (s->expect_ready > 0 || status != 'I' || prepared_busy(s))
 		return;
 	if (pool_mode_of(pool) != POOL_MODE_SESSION)
 		s->release_pending = true;
@@ -673,6 +679,8 @@ static bool server_process(struct server *s)
 			s->sb.pkt_remaining -= n;
 			continue;
 		}
+		if (s->prepared)
+			prepared_emit(s);
 		/* After the transaction's last ReadyForQuery the server goes back to the pool. */
 		if (s->release_pending || avail == 0 || s->sb.pkt_remaining > 0)
 			return true;
@@ -689,6 +697,21 @@ static bool server_process(struct server *s)
 		if (st == PROTO_BAD) {
 			server_close(s, err);
 			return false;
+		}
+		if (s->prepared) {
+			/* Some responses answer the pooler's own requests; tags can clear the
+			 * cache. */
+			const uint8_t *body = NULL;
+			if ((type == '1' || type == '3' || type == 'C') && len <= 4096) {
+				if (avail < PROTO_HEADER_LEN + len)
+					return true;
+				body =
+				    evbuffer_pullup(in, PROTO_HEADER_LEN + len) + PROTO_HEADER_LEN;
+			}
+			if (!prepared_server_message(s, type, body, len)) {
+				evbuffer_drain(in, PROTO_HEADER_LEN + len);
+				continue;
+			}
 		}
 		if (type == 'Z' || type == 'S') {
 			if (len > 4096) {
