@@ -79,6 +79,13 @@ bool prepared_busy(const struct server *server);
 /* The server ran a command with this tag outside a client's view (reset query). */
 void prepared_command_tag(struct server *server, const char *tag);
 
+/* Online restart: what a connection's statements need to live on in another process. */
+bool prepared_server_portable(const struct server *server);
+char *prepared_server_export(const struct server *server);
+void prepared_server_import(struct server *server, const char *text);
+char *prepared_client_export(const struct client *client);
+void prepared_client_import(struct client *client, const char *text);
+
 size_t prepared_client_count(const struct client *client);
 size_t prepared_server_count(const struct server *server);
 void prepared_client_free(struct client *client);

@@ -43,6 +43,11 @@ bool secure_equal(const void *a, const void *b, size_t n);
 /* Same for NUL-terminated secrets of possibly different length. */
 bool secure_streq(const char *a, const char *b);
 
+/* Lower-case hex of n bytes, NUL-terminated, malloc'd. */
+char *hex_encode(const uint8_t *p, size_t n);
+/* Decodes n hex characters into n/2 bytes; false on anything else. */
+bool hex_decode(const char *s, size_t n, uint8_t *out);
+
 /* Monotonic clock; cached per loop iteration by the caller if needed. */
 usec_t now_usec(void);
 /* Wall clock, for log lines and records meant for people. */

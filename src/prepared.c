@@ -791,3 +791,159 @@ void prepared_server_free(struct server *s)
 	free(ps->buckets);
 	FREE_AND_NULL(s->prepared);
 }
+
+/*
+ * Online restart. A server's cache travels as "<queued request types>|
+ * id:hexbody,..." (keeping the statement ids, which are its names on
+ * the server), a client's names as "hexname:hexbody,...".
+ */
+
+bool prepared_server_portable(const struct server *s)
+{
+	const struct prepared_server *ps = s->prepared;
+	for (size_t i = 0; ps && i < ps->len; i++) {
+		const struct queued *e = &ps->queue[(ps->head + i) % ps->cap];
+		/* Our own requests and a Parse whose failure must be undone cannot travel. */
+		if (e->kind != Q_REQUEST || e->type == 'P')
+			return false;
+	}
+	return true;
+}
+
+static void put_hex(struct pktbuf *pb, const void *p, size_t n)
+{
+	char *hex = hex_encode(p, n);
+	pktbuf_put_bytes(pb, hex, n * 2);
+	free(hex);
+}
+
+static char *finish(struct pktbuf *pb)
+{
+	pktbuf_put_byte(pb, '\0');
+	char *s = xstrdup((const char *)pb->data);
+	pktbuf_free(pb);
+	return s;
+}
+
+char *prepared_server_export(const struct server *s)
+{
+	const struct prepared_server *ps = s->prepared;
+	if (!ps)
+		return NULL;
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	for (size_t i = 0; i < ps->len; i++)
+		pktbuf_put_byte(&pb, ps->queue[(ps->head + i) % ps->cap].type);
+	pktbuf_put_byte(&pb, '|');
+	struct list_node *it;
+	list_for_each(it, &ps->lru)
+	{
+		const struct prepared_stmt *st = container_of(it, struct cached, lru)->stmt;
+		char id[24];
+		int n = snprintf(id, sizeof(id), "%s%llu:", it == ps->lru.next ? "" : ",",
+		                 (unsigned long long)st->id);
+		pktbuf_put_bytes(&pb, id, (size_t)n);
+		put_hex(&pb, st->body, st->body_len);
+	}
+	return finish(&pb);
+}
+
+char *prepared_client_export(const struct client *c)
+{
+	const struct prepared_client *pc = c->prepared;
+	if (!pc || !pc->count)
+		return NULL;
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	for (size_t i = 0; i < pc->nbuckets; i++) {
+		for (const struct client_name *cn = pc->buckets[i]; cn; cn = cn->next) {
+			if (pb.len)
+				pktbuf_put_byte(&pb, ',');
+			put_hex(&pb, cn->name, strlen(cn->name));
+			pktbuf_put_byte(&pb, ':');
+			put_hex(&pb, cn->stmt->body, cn->stmt->body_len);
+		}
+	}
+	return finish(&pb);
+}
+
+/* Calls fn for each "key:hexvalue" item; key is as written, value decoded. */
+static void each_item(const char *s,
+                      void (*fn)(void *arg, const char *key, size_t key_len, const uint8_t *value,
+                                 size_t value_len),
+                      void *arg)
+{
+	while (s && *s) {
+		size_t len = strcspn(s, ",");
+		const char *colon = memchr(s, ':', len);
+		if (colon) {
+			size_t hex_len = len - (size_t)(colon + 1 - s);
+			uint8_t *value = xmalloc(hex_len / 2 + 1);
+			if (hex_decode(colon + 1, hex_len, value))
+				fn(arg, s, (size_t)(colon - s), value, hex_len / 2);
+			free(value);
+		}
+		s += len;
+		if (*s == ',')
+			s++;
+	}
+}
+
+static void import_cached(void *arg, const char *key, size_t key_len, const uint8_t *body,
+                          size_t body_len)
+{
+	struct server *s = arg;
+	char idbuf[24];
+	if (key_len == 0 || key_len >= sizeof(idbuf))
+		return;
+	memcpy(idbuf, key, key_len);
+	idbuf[key_len] = '\0';
+	uint64_t id = strtoull(idbuf, NULL, 10);
+	uint64_t h = hash_bytes(body, body_len);
+	struct prepared_stmt *st = stmt_find(body, (uint32_t)body_len, h);
+	if (!st) {
+		/* Same id as in the old process: it is the statement's name on this server. */
+		uint64_t saved = registry.next_id;
+		registry.next_id = id - 1;
+		st = stmt_get(body, (uint32_t)body_len);
+		registry.next_id = saved > id ? saved : id;
+	} else {
+		stmt_ref(st);
+	}
+	if (st->id == id)
+		cache_add(s->prepared, st);
+	stmt_unref(st);
+}
+
+void prepared_server_import(struct server *s, const char *text)
+{
+	if (!text)
+		return;
+	struct prepared_server *ps = server_state(s);
+	const char *bar = strchr(text, '|');
+	if (!bar)
+		return;
+	for (const char *t = text; t < bar; t++)
+		if (!queue_push(ps, Q_REQUEST, (uint8_t)*t, NULL, NULL))
+			break;
+	each_item(bar + 1, import_cached, s);
+}
+
+static void import_name(void *arg, const char *key, size_t key_len, const uint8_t *body,
+                        size_t body_len)
+{
+	struct client *c = arg;
+	char *name = xcalloc(1, key_len / 2 + 1);
+	if (hex_decode(key, key_len, (uint8_t *)name) && strlen(name) == key_len / 2 && *name &&
+	    !name_lookup(c->prepared, name))
+		name_add(c->prepared, name, stmt_get(body, (uint32_t)body_len));
+	free(name);
+}
+
+void prepared_client_import(struct client *c, const char *text)
+{
+	if (!text)
+		return;
+	client_state(c);
+	each_item(text, import_name, c);
+}

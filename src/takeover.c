@@ -17,6 +17,7 @@
 #include "params.h"
 #include "pool.h"
 #include "pooler.h"
+#include "prepared.h"
 #include "proto.h"
 #include "server.h"
 #include "varcache.h"
@@ -62,6 +63,7 @@ enum column {
 	COL_PARAMS,       /* tracked parameters, name=hex,... */
 	COL_WELCOME,      /* server: its pool's login parameters, once per pool */
 	COL_PENDING,      /* hex of input read but not yet handled */
+	COL_PREPARED,     /* prepared statements (transaction pooling), see prepared.h */
 	NCOLS
 };
 
@@ -70,12 +72,12 @@ static const char *const col_names[NCOLS] = {
     "port",        "cancel",    "link",         "client_encoding",  "std_strings",
     "datestyle",   "timezone",  "password",     "scram_client_key", "scram_server_key",
     "backend_pid", "tx_status", "expect_ready", "params",           "welcome",
-    "pending"};
+    "pending",     "prepared"};
 
 #define T PROTO_OID_TEXT
 #define I PROTO_OID_INT8
 static const uint32_t col_types[NCOLS] = {I, T, T, T, T, I, I, I, T, T, T,
-                                          T, T, T, T, I, T, I, T, T, T};
+                                          T, T, T, T, I, T, I, T, T, T, T};
 #undef T
 #undef I
 
@@ -122,43 +124,6 @@ static void free_rows(struct takeover *t, bool close_fds)
 }
 
 /* Encodings */
-
-static char *hex_encode(const uint8_t *p, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	char *s = xmalloc(n * 2 + 1);
-	for (size_t i = 0; i < n; i++) {
-		s[2 * i] = digits[p[i] >> 4];
-		s[2 * i + 1] = digits[p[i] & 15];
-	}
-	s[n * 2] = '\0';
-	return s;
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes n hex characters; false on anything else. */
-static bool hex_decode(const char *s, size_t n, uint8_t *out)
-{
-	if (n % 2)
-		return false;
-	for (size_t i = 0; i < n; i += 2) {
-		int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i / 2] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
 
 /* "name=hex,name=hex": names are parameter names, values any bytes. */
 static void pairs_add(struct pktbuf *pb, const char *name, const char *value)
@@ -255,7 +220,8 @@ static bool handed_over;
 
 static bool server_settled(const struct server *s)
 {
-	return s->task == TASK_NONE && s->sb.pkt_remaining == 0 && sbuf_out_len(&s->sb) == 0;
+	return s->task == TASK_NONE && s->sb.pkt_remaining == 0 && sbuf_out_len(&s->sb) == 0 &&
+	       prepared_server_portable(s);
 }
 
 static bool client_settled(const struct client *c)
@@ -431,6 +397,7 @@ static void server_rows(struct takeover *t, bool secrets)
 				if (secrets) {
 					secret_columns(r, p->user);
 					r->v[COL_PENDING] = pending_hex(&s->sb);
+					r->v[COL_PREPARED] = prepared_server_export(s);
 					if (p->welcome && !welcome_sent) {
 						r->v[COL_WELCOME] = encode_params(p->welcome);
 						welcome_sent = true;
@@ -482,6 +449,7 @@ static void client_rows(struct takeover *t, bool secrets)
 		if (secrets) {
 			secret_columns(r, c->pool->user);
 			r->v[COL_PENDING] = pending_hex(&c->sb);
+			r->v[COL_PREPARED] = prepared_client_export(c);
 		}
 	}
 }
@@ -1011,6 +979,7 @@ static struct server *adopt_server(struct fd_row *r)
 	s->tx_status = r->v[COL_TX_STATUS] && *r->v[COL_TX_STATUS] ? r->v[COL_TX_STATUS][0] : 'I';
 	s->expect_ready = (int)num_of(r->v[COL_EXPECT_READY]);
 	decode_pairs(r->v[COL_PARAMS], set_var, &s->vars);
+	prepared_server_import(s, r->v[COL_PREPARED]);
 	if (!pool->welcome && r->v[COL_WELCOME]) {
 		pool->welcome = params_new();
 		decode_pairs(r->v[COL_WELCOME], set_param, pool->welcome);
@@ -1046,6 +1015,7 @@ static bool adopt_client(struct takeover *t, int row, struct server **servers, b
 	c->cancel_pid = (uint32_t)num_of(r->v[COL_BACKEND_PID]);
 	c->cancel_key = (uint32_t)num_of(r->v[COL_CANCEL]);
 	decode_pairs(r->v[COL_PARAMS], set_var, &c->vars);
+	prepared_client_import(c, r->v[COL_PREPARED]);
 	long long link = num_of(r->v[COL_LINK]);
 	struct server *s = link ? linked_server(t, servers, claimed, link) : NULL;
 	struct pool_db *db = pool_db_lookup(dbname);

@@ -3,7 +3,9 @@
 # Benchmark, not a test: pgbench through pgsieve and through PgBouncer,
 # against the same PostgreSQL in the same run, both poolers configured
 # identically. Prints one table row per (pool mode, workload, clients) with
-# each pooler's tps and the ratio pgsieve/pgbouncer.
+# each pooler's tps and the ratio pgsieve/pgbouncer. PgBouncer 1.18 cannot
+# pool named prepared statements in transaction mode, so the "prepared"
+# rows of that mode compare pgsieve with PostgreSQL itself (no pooler).
 #
 #   bash test/bench/bench.sh                  defaults (about 11 minutes)
 #   bash test/bench/bench.sh --quick          a smoke run (about 1 minute)
@@ -19,8 +21,9 @@
 #   --clients LIST    client counts (default "1 10 50")
 #   --modes LIST      pool modes (default "transaction session")
 #   --workloads LIST  select (-S), tpcb (the default script), select-C
-#                     (-S -C: a new connection per transaction);
-#                     default "select tpcb select-C"
+#                     (-S -C: a new connection per transaction), extended
+#                     (-S -M extended), prepared (-S -M prepared);
+#                     default "select tpcb select-C extended prepared"
 #   --scale N         pgbench scale (default 10)
 #   --pool-size N     default_pool_size in transaction mode (default 20);
 #                     session mode needs one server per client, so there
@@ -52,7 +55,7 @@ REPEAT=3
 WARMUP=1
 CLIENTS="1 10 50"
 MODES="transaction session"
-WORKLOADS="select tpcb select-C"
+WORKLOADS="select tpcb select-C extended prepared"
 SCALE=10
 TX_POOL=20
 EXT_HOST=""
@@ -341,6 +344,8 @@ workload_args() {	# workload_args WORKLOAD
 	select) echo "-S" ;;
 	tpcb) echo "" ;;
 	select-C) echo "-S -C" ;;
+	extended) echo "-S -M extended" ;;
+	prepared) echo "-S -M prepared" ;;
 	esac
 }
 
@@ -350,11 +355,14 @@ run_one() {	# run_one NAME MODE WORKLOAD CLIENTS SECONDS OUTFILE
 	jobs=$(nproc)
 	[ "$jobs" -gt "$c" ] && jobs=$c
 	# shellcheck disable=SC2046
+	local host=127.0.0.1 port=${PORT[$name]:-}
+	# "direct": PostgreSQL itself, the baseline where PgBouncer cannot play.
+	[ "$name" = direct ] && host=$PG_HOST port=$PG_PORT
 	env PGPASSWORD="$PW" timeout -k 5 $((secs + 60)) "$PGBENCH" -n $(workload_args "$w") \
-		-c "$c" -j "$jobs" -T "$secs" -h 127.0.0.1 -p "${PORT[$name]}" -U "$ROLE" "$DB" \
+		-c "$c" -j "$jobs" -T "$secs" -h "$host" -p "$port" -U "$ROLE" "$DB" \
 		>"$out" 2>&1
 	rc=$?
-	if ! kill -0 "${POOLER_PID[$name]}" 2>/dev/null; then
+	if [ "$name" != direct ] && ! kill -0 "${POOLER_PID[$name]}" 2>/dev/null; then
 		PROBLEMS+=("$name died during $mode/$w/$c clients (see $out and $SCRATCH/$name-$mode.log)")
 		RESULT=CRASH
 		return
@@ -400,13 +408,15 @@ for mode in $MODES; do
 	for w in $WORKLOADS; do
 		for c in $CLIENTS; do
 			cell=$((cell + 1))
+			base=pgbouncer
+			[ "$w" = prepared ] && [ "$mode" != session ] && base=direct
 			# Alternate who goes first, round by round, so that neither always
 			# runs on a warmer (or more tired) machine.
-			declare -A SAMPLES=([pgsieve]="" [pgbouncer]="")
+			declare -A SAMPLES=([pgsieve]="" [$base]="")
 			for round in $(seq "$REPEAT"); do
-				if [ $(((cell + round) % 2)) = 0 ]; then order="pgsieve pgbouncer"; else order="pgbouncer pgsieve"; fi
+				if [ $(((cell + round) % 2)) = 0 ]; then order="pgsieve $base"; else order="$base pgsieve"; fi
 				for name in $order; do
-					if ! kill -0 "${POOLER_PID[$name]}" 2>/dev/null; then
+					if [ "$name" != direct ] && ! kill -0 "${POOLER_PID[$name]}" 2>/dev/null; then
 						say "$name is not running: restarting it"
 						start_pooler "$name" "$mode" "$pool"
 					fi
@@ -420,13 +430,13 @@ for mode in $MODES; do
 				done
 			done
 			declare -A TPS=()
-			for name in pgsieve pgbouncer; do
+			for name in pgsieve $base; do
 				TPS[$name]=$(median ${SAMPLES[$name]})
 			done
-			ratio=$(awk -v a="${TPS[pgsieve]}" -v b="${TPS[pgbouncer]}" \
+			ratio=$(awk -v a="${TPS[pgsieve]}" -v b="${TPS[$base]}" \
 				'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a / b; else print "-" }')
-			ROWS+=("$mode|$w|$c|${TPS[pgsieve]}|${TPS[pgbouncer]}|$ratio")
-			say "[$cell/$ncells] $mode $w $c clients: pgsieve ${TPS[pgsieve]} tps (${SAMPLES[pgsieve]# }), pgbouncer ${TPS[pgbouncer]} tps (${SAMPLES[pgbouncer]# })"
+			ROWS+=("$mode|$w|$c|${TPS[pgsieve]}|${TPS[$base]}|$ratio|$base")
+			say "[$cell/$ncells] $mode $w $c clients: pgsieve ${TPS[pgsieve]} tps (${SAMPLES[pgsieve]# }), $base ${TPS[$base]} tps (${SAMPLES[$base]# })"
 		done
 	done
 	stop_pooler pgsieve
@@ -443,15 +453,17 @@ echo "pgsieve $("$SCRATCH/bin/pgsieve" -V | awk '{print $2}') vs $("$PGBOUNCER_B
 echo "both poolers: auth_type scram-sha-256 (SCRAM pass-through), default_pool_size $TX_POOL" \
 	"(transaction) / $SESSION_POOL (session), TCP on 127.0.0.1"
 echo
-printf '%-12s %-9s %7s %13s %15s %8s\n' mode workload clients "pgsieve tps" "pgbouncer tps" ratio
-printf '%-12s %-9s %7s %13s %15s %8s\n' ------------ --------- ------- ------------- --------------- --------
+printf '%-12s %-9s %7s %13s %15s %8s  %s\n' mode workload clients "pgsieve tps" "baseline tps" ratio baseline
+printf '%-12s %-9s %7s %13s %15s %8s  %s\n' ------------ --------- ------- ------------- --------------- -------- ---------
 for row in "${ROWS[@]}"; do
-	IFS='|' read -r m w c a b r <<<"$row"
-	printf '%-12s %-9s %7s %13s %15s %8s\n' "$m" "$w" "$c" "$(fmt_tps "$a")" "$(fmt_tps "$b")" "$r"
+	IFS='|' read -r m w c a b r base <<<"$row"
+	[ "$base" = direct ] && base="postgres (no pooler)"
+	printf '%-12s %-9s %7s %13s %15s %8s  %s\n' "$m" "$w" "$c" "$(fmt_tps "$a")" "$(fmt_tps "$b")" "$r" "$base"
 done
-# Geometric mean of the ratios: one number per run, fair to small and large tps.
-printf '%s\n' "${ROWS[@]}" | awk -F'|' '$6 ~ /^[0-9.]+$/ { s += log($6); n++ }
-	END { if (n) printf "\ngeometric mean of ratios: %.2f over %d cells\n", exp(s / n), n }'
+# Geometric mean of the ratios against PgBouncer: one number per run, fair
+# to small and large tps.
+printf '%s\n' "${ROWS[@]}" | awk -F'|' '$6 ~ /^[0-9.]+$/ && $7 == "pgbouncer" { s += log($6); n++ }
+	END { if (n) printf "\ngeometric mean of ratios against pgbouncer: %.2f over %d cells\n", exp(s / n), n }'
 echo "total time: $((SECONDS - START))s"
 if [ ${#PROBLEMS[@]} -gt 0 ]; then
 	echo

@@ -165,5 +165,6 @@ COLUMNS = {
 # Columns pgsieve adds after PgBouncer's, never between them.
 PGSIEVE_EXTRA = {
     # What online restart (-R) carries across besides PgBouncer's columns.
-    "FDS": ["backend_pid", "tx_status", "expect_ready", "params", "welcome", "pending"],
+    "FDS": ["backend_pid", "tx_status", "expect_ready", "params", "welcome", "pending",
+            "prepared"],
 }

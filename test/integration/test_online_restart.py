@@ -278,3 +278,31 @@ def test_so_reuseport_restart_under_pgbench_load_reconnecting_clients(pooler, pg
     pgbench_ok(load)
     with console(new) as c:
         assert int(one(show(c, "STATS"), database=bench)["total_xact_count"]) > 0
+
+
+def test_takeover_keeps_prepared_statements_in_transaction_mode(pooler):
+    from test_prepared import bind, execute, parse, raw, responses, sync
+    old = admin_pooler(pooler, settings={"pool_mode": "transaction", "default_pool_size": "1"})
+    c = raw(old)
+    c.send(parse("kept", "select $1::int + 100", [23]) + bind("kept", [1]) + execute() + sync())
+    assert responses(c) == ["1", "2", "D:101", "C", "Z"]
+    new = take_over(pooler, old)
+    c.send(bind("kept", [2]) + execute() + sync())
+    assert responses(c) == ["2", "D:102", "C", "Z"]
+    with console(new) as adm:
+        # The server's cache came along: nothing had to be prepared again.
+        assert [int(s["prepared_statements"]) for s in show(adm, "SERVERS")] == [1]
+        st = one(show(adm, "STATS"), database="testdb")
+        assert int(st["total_server_parse_count"]) == 0
+        assert [int(r["prepared_statements"]) for r in show(adm, "CLIENTS")
+                if r["database"] == "testdb"] == [1]
+
+
+@pytest.mark.timeout(90)
+def test_takeover_under_pgbench_prepared_transaction_mode(pooler, pg, bench):
+    old = admin_pooler(pooler, settings={"pool_mode": "transaction", "default_pool_size": "3"},
+                       databases=bench_db(pg, bench))
+    load = pgbench(old, bench, 8, 6, "-M", "prepared")
+    time.sleep(2)
+    take_over(pooler, old)
+    pgbench_ok(load)
