@@ -89,7 +89,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 
 for w in $WORKLOADS; do
-	case "$w" in select | tpcb | select-C) ;; *) die "unknown workload $w" ;; esac
+	case "$w" in select | tpcb | select-C | extended | prepared) ;; *) die "unknown workload $w" ;; esac
 done
 for m in $MODES; do
 	case "$m" in session | transaction | statement) ;; *) die "unknown pool mode $m" ;; esac
