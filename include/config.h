@@ -76,6 +76,15 @@ struct user_config {
 	struct user_config *next;
 };
 
+/* One [peers] line: another pgsieve that owns some cancel keys. */
+struct peer_config {
+	int id;
+	char *host; /* address, host name, or "/dir" of its unix socket */
+	int port;
+	int pool_size; /* cancel requests in flight to it at once; -1 = default_pool_size */
+	struct peer_config *next;
+};
+
 struct config {
 	char *config_file; /* absolute path of the main file, for RELOAD */
 
@@ -175,6 +184,8 @@ struct config {
 
 	struct db_config *databases; /* in file order */
 	struct user_config *users;
+	struct peer_config *peers;
+	int peer_id;                                /* ours; 0 = no peering */
 	struct config_unimplemented *unimplemented; /* one entry per name, last value wins */
 };
 
@@ -193,6 +204,7 @@ void config_free(struct config *c);
 /* Lookups over a loaded config; NULL when absent. */
 const struct db_config *config_find_db(const struct config *c, const char *name);
 const struct user_config *config_find_user(const struct config *c, const char *name);
+const struct peer_config *config_find_peer(const struct config *c, int id);
 
 /* True if name appears in a comma-separated list (admin_users etc.). */
 bool config_list_contains(const char *list, const char *name);

@@ -98,8 +98,6 @@ void server_run_auth_query(struct server *server, struct client *client);
 
 /* Sends a CancelRequest for this server's backend on a new connection. */
 void server_send_cancel(struct server *server);
-/* Drops cancel requests still in flight (shutdown). */
-void server_cancel_cleanup(void);
 
 const char *server_tag(const struct server *server);
 

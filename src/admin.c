@@ -1135,16 +1135,40 @@ static void show_empty(struct client *c, int n, const char *const *names, const 
 	result_send(c, &r, "SHOW");
 }
 
+static void show_peers(struct client *c)
+{
+	static const char *const names[] = {"peer_id", "host", "port", "pool_size"};
+	static const uint32_t types[] = {I, T, I, I};
+	struct result r;
+	result_begin(&r, 4, names, types);
+	for (const struct peer_config *p = cf->peers; p; p = p->next)
+		result_row(&r, (const char *const[]){
+		                   num(p->id), p->host, num(p->port),
+		                   num(p->pool_size > 0 ? p->pool_size : cf->default_pool_size)});
+	result_send(c, &r, "SHOW");
+}
+
+static void show_peer_pools(struct client *c)
+{
+	static const char *const names[] = {"peer_id", "cl_active_cancel_req",
+	                                    "cl_waiting_cancel_req", "sv_active_cancel",
+	                                    "sv_login"};
+	static const uint32_t types[] = {I, I, I, I, I};
+	struct result r;
+	result_begin(&r, 5, names, types);
+	for (const struct peer_config *p = cf->peers; p; p = p->next) {
+		struct cancel_peer_counts n = cancel_peer_counts(p->id);
+		result_row(&r,
+		           (const char *const[]){num(p->id), num(n.connecting + n.active),
+		                                 num(n.waiting), num(n.active), num(n.connecting)});
+	}
+	result_send(c, &r, "SHOW");
+}
+
 static bool admin_show(struct client *c, const char *what)
 {
 	static const char *const zone_names[] = {"zonename", "serial", "count"};
 	static const uint32_t zone_types[] = {T, I, I};
-	static const char *const peer_names[] = {"peer_id", "host", "port", "pool_size"};
-	static const uint32_t peer_types[] = {I, T, I, I};
-	static const char *const peer_pool_names[] = {"peer_id", "cl_active_cancel_req",
-	                                              "cl_waiting_cancel_req", "sv_active_cancel",
-	                                              "sv_login"};
-	static const uint32_t peer_pool_types[] = {I, I, I, I, I};
 	if (strcasecmp(what, "databases") == 0)
 		show_databases(c);
 	else if (strcasecmp(what, "pools") == 0)
@@ -1178,9 +1202,9 @@ static bool admin_show(struct client *c, const char *what)
 	else if (strcasecmp(what, "dns_zones") == 0)
 		show_empty(c, 3, zone_names, zone_types);
 	else if (strcasecmp(what, "peers") == 0)
-		show_empty(c, 4, peer_names, peer_types);
+		show_peers(c);
 	else if (strcasecmp(what, "peer_pools") == 0)
-		show_empty(c, 5, peer_pool_names, peer_pool_types);
+		show_peer_pools(c);
 	else if (strcasecmp(what, "fds") == 0)
 		takeover_show_fds(c);
 	else

@@ -141,7 +141,7 @@ static const struct setting settings[] = {
     INT("max_user_connections", FIELD(max_user_connections), "0", 0, 0, INT_MAX),
     STR("metrics_listen", FIELD(metrics_listen), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     INT("min_pool_size", FIELD(min_pool_size), "0", 0, 0, INT_MAX),
-    INT("peer_id", NO_FIELD, "0", 0, 0, 16383),
+    INT("peer_id", FIELD(peer_id), "0", 0, 0, 16383),
     STR("pidfile", FIELD(pidfile), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     /* Every connection holds buffers of this size: bounded so a typo cannot exhaust memory. */
     INT("pkt_buf", FIELD(pkt_buf), "4096", SF_NO_RELOAD, 512, 16 * 1024 * 1024),
@@ -564,11 +564,12 @@ static const struct param user_params[] = {
     {"transaction_timeout", PK_TIME, NO_FIELD},
 };
 
-/* Peers are checked for shape only; the whole section is one warning. */
+#define PEER(f) offsetof(struct peer_config, f)
+
 static const struct param peer_params[] = {
-    {"host", PK_STRING, NO_FIELD},
-    {"pool_size", PK_COUNT, NO_FIELD},
-    {"port", PK_PORT, NO_FIELD},
+    {"host", PK_STRING, PEER(host)},
+    {"pool_size", PK_COUNT, PEER(pool_size)},
+    {"port", PK_PORT, PEER(port)},
 };
 
 static bool one_of(const char *s, const char *const *list, size_t n)
@@ -736,7 +737,6 @@ enum section {
 struct load_ctx {
 	struct config *c;
 	bool main_seen;
-	bool peers_warned;
 	bool warned[N_SETTINGS];
 	bool db_warned[ARRAY_SIZE(db_params)];
 	bool user_warned[ARRAY_SIZE(user_params)];
@@ -940,34 +940,47 @@ static bool host_seen(void *arg, const char *key, const char *val, char **why)
 	return true;
 }
 
+static void peer_free(struct peer_config *peer)
+{
+	free(peer->host);
+	free(peer);
+}
+
 static bool load_peer(struct load_ctx *ctx, const char *name, const char *value, char **err)
 {
 	int id;
 	char *why = NULL;
-	if (!parse_int(name, 1, 65535, &id, &why)) {
-		*err = xasprintf("%s: peer id must be a number from 1 to 65535", name);
+	if (!parse_int(name, 1, 16383, &id, &why)) {
+		*err = xasprintf("%s: peer id must be a number from 1 to 16383", name);
 		free(why);
 		return false;
 	}
-	ctx->target = NULL;
+	if (config_find_peer(ctx->c, id)) {
+		*err = xasprintf("%s: peer %d is listed twice", name, id);
+		return false;
+	}
+	struct peer_config *peer = xcalloc(1, sizeof(*peer));
+	peer->id = id;
+	peer->port = 6432;
+	peer->pool_size = -1;
+	ctx->target = peer;
 	bool has_host = false;
 	if (!connstr_each(value, peer_pair, ctx, &why) ||
 	    !connstr_each(value, host_seen, &has_host, &why)) {
 		*err = xasprintf("%s: %s", name, why);
 		free(why);
+		peer_free(peer);
 		return false;
 	}
 	if (!has_host) {
 		*err = xasprintf("%s: a peer needs host=", name);
+		peer_free(peer);
 		return false;
 	}
-	if (!ctx->peers_warned) {
-		ctx->peers_warned = true;
-		log_warning(
-		    "%s:%d: section [peers] is accepted but peering is not implemented yet; "
-		    "its entries have no effect",
-		    ctx->file, ctx->line);
-	}
+	struct peer_config **pp = &ctx->c->peers;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = peer;
 	return true;
 }
 
@@ -1075,6 +1088,11 @@ void config_free(struct config *c)
 		user_free(c->users);
 		c->users = next;
 	}
+	while (c->peers) {
+		struct peer_config *next = c->peers->next;
+		peer_free(c->peers);
+		c->peers = next;
+	}
 	while (c->unimplemented) {
 		struct config_unimplemented *next = c->unimplemented->next;
 		free(c->unimplemented->name);
@@ -1083,6 +1101,14 @@ void config_free(struct config *c)
 		c->unimplemented = next;
 	}
 	free(c);
+}
+
+const struct peer_config *config_find_peer(const struct config *c, int id)
+{
+	for (const struct peer_config *p = c->peers; p; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
 }
 
 const struct db_config *config_find_db(const struct config *c, const char *name)

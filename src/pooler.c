@@ -9,6 +9,7 @@
  */
 #include "pooler.h"
 #include "auth.h"
+#include "cancel.h"
 #include "client.h"
 #include "config.h"
 #include "dns.h"
@@ -462,6 +463,7 @@ bool pooler_reload(char **err)
 	}
 	dns_configure(cf->dns_max_ttl, cf->dns_nxdomain_ttl);
 	/* Settings read at start only keep their old values. */
+	cf->peer_id = old->peer_id; /* the keys handed out carry it */
 	free(cf->track_extra_parameters);
 	cf->track_extra_parameters =
 	    old->track_extra_parameters ? xstrdup(old->track_extra_parameters) : NULL;
@@ -547,7 +549,7 @@ void pooler_cleanup(void)
 	}
 	metrics_stop();
 	pool_close_all_servers("pooler shutdown");
-	server_cancel_cleanup();
+	cancel_cleanup();
 	client_reap();
 	server_reap();
 	pooler_close_listeners();

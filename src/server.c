@@ -13,6 +13,7 @@
 #include "server.h"
 #include "auth.h"
 #include "authfile.h"
+#include "cancel.h"
 #include "client.h"
 #include "config.h"
 #include "dns.h"
@@ -886,74 +887,10 @@ static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
 	}
 }
 
-/* Cancel requests travel on their own short-lived connection. */
-struct cancel_conn {
-	struct list_node node; /* in cancel_conns, so shutdown can free them */
-	struct sbuf sb;
-	struct event *timer;
-	uint8_t packet[16];
-};
-
-static struct list_node cancel_conns = LIST_INIT(cancel_conns);
-
-static void cancel_conn_free(struct cancel_conn *cc)
-{
-	list_del(&cc->node);
-	sbuf_close(&cc->sb);
-	event_free(cc->timer);
-	free(cc);
-}
-
-static void cancel_conn_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	cancel_conn_free(arg);
-}
-
-static void cancel_conn_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
-{
-	struct cancel_conn *cc = arg;
-	switch (ev) {
-	case SBUF_EV_CONNECTED:
-		if (sbuf_send(sb, cc->packet, sizeof(cc->packet)))
-			return; /* PostgreSQL closes the connection when it is done */
-		break;
-	case SBUF_EV_READ:
-		evbuffer_drain(sb->in, evbuffer_get_length(sb->in));
-		return;
-	default:
-		break;
-	}
-	cancel_conn_free(cc);
-}
-
 void server_send_cancel(struct server *s)
 {
 	if (!s->addr_len || !s->backend_pid)
 		return;
-	struct cancel_conn *cc = xcalloc(1, sizeof(*cc));
-	list_append(&cancel_conns, &cc->node);
-	struct pktbuf pb;
-	pktbuf_init(&pb);
-	proto_build_cancel(&pb, s->backend_pid, s->backend_key);
-	memcpy(cc->packet, pb.data, sizeof(cc->packet));
-	pktbuf_free(&pb);
-	sbuf_init(&cc->sb, cancel_conn_event, cc);
-	cc->timer = evtimer_new(pooler_base, cancel_conn_timeout, cc);
-	if (cf->cancel_wait_timeout > 0) {
-		struct timeval tv = {(time_t)(cf->cancel_wait_timeout / USEC_PER_SEC),
-		                     (suseconds_t)(cf->cancel_wait_timeout % USEC_PER_SEC)};
-		evtimer_add(cc->timer, &tv);
-	}
-	sbuf_resume(&cc->sb);
-	if (!sbuf_connect(&cc->sb, (struct sockaddr *)&s->addr, s->addr_len)) {
-		sv_log(LOG_LVL_WARNING, s, "cancel: could not connect: %s", strerror(cc->sb.error));
-		cancel_conn_free(cc);
-	}
-}
-
-void server_cancel_cleanup(void)
-{
-	struct list_node *it;
-	while ((it = list_first(&cancel_conns)))
-		cancel_conn_free(container_of(it, struct cancel_conn, node));
+	cancel_send((const struct sockaddr *)&s->addr, s->addr_len, s->backend_pid, s->backend_key,
+	            0);
 }
