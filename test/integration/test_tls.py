@@ -595,3 +595,25 @@ def test_no_tls_request_to_unix_socket_servers(pooler, certs, pg_ssl):
     with p.connect() as c:
         on, _ = backend_ssl(c)
         assert on is False
+
+
+def test_large_data_both_ways_over_tls_on_both_sides(pooler, certs, pg_ssl, table):
+    # Megabytes each way through two TLS legs: partial writes, full
+    # socket buffers and back-pressure all happen inside the TLS layer.
+    settings = client_tls(certs, "require", **server_tls(certs, "verify-full"))
+    p = pooler(settings=settings)
+    rows = 20000
+    line = "x" * 200
+    with p.connect(sslmode="require") as c:
+        with c.cursor().copy(f"COPY {table} (v) FROM STDIN") as cp:
+            for i in range(rows):
+                cp.write_row((i,))
+        got = c.execute(f"select count(*), sum(v) from {table}").fetchone()
+        assert got == (rows, rows * (rows - 1) // 2)
+        big = c.execute("select string_agg(%s || g::text, ',') from generate_series(1, %s) g",
+                        (line, rows)).fetchone()[0]
+        want = ",".join(f"{line}{g}" for g in range(1, rows + 1))
+        assert hashlib.sha256(big.encode()).digest() == hashlib.sha256(want.encode()).digest()
+        assert backend_ssl(c)[0] is True
+        echoed = c.execute("select length(%s)", (want,)).fetchone()[0]
+        assert echoed == len(want)
