@@ -321,6 +321,7 @@ bool sbuf_flush(struct sbuf *sb)
 {
 	if (sb->fd < 0 || sb->failed)
 		return false;
+	/* Output waits for the connect, or for the handshake, which flushes it when done. */
 	if (sb->connecting || sb->tls_handshaking)
 		return true;
 	while (evbuffer_get_length(sb->out) > 0) {
@@ -351,8 +352,8 @@ bool sbuf_send(struct sbuf *sb, const void *data, size_t len)
 	return sbuf_flush(sb);
 }
 
-static void tls_handshake(struct sbuf *sb);
-static void tls_read(struct sbuf *sb);
+static void tls_on_read(struct sbuf *sb, short what);
+static bool tls_on_write(struct sbuf *sb);
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -361,19 +362,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		sb->cb(sb, SBUF_EV_EOF, sb->arg);
 		return;
 	}
-	if (sb->tls_handshaking) {
-		tls_handshake(sb);
+	/* One test keeps TLS off the plain path. */
+	if (sb->ssl) {
+		tls_on_read(sb, what);
 		return;
 	}
 	/* Woken by sbuf_resume() with input pending: no new bytes needed. */
 	if (!(what & EV_READ) || !sb->reading) {
 		if (evbuffer_get_length(sb->in) > 0 && sb->want_read)
 			sb->cb(sb, SBUF_EV_READ, sb->arg);
-		return;
-	}
-
-	if (sb->ssl) {
-		tls_read(sb);
 		return;
 	}
 
@@ -428,19 +425,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		sb->cb(sb, SBUF_EV_CONNECTED, sb->arg);
 		return;
 	}
-	if (sb->tls_handshaking) {
-		tls_handshake(sb);
+	if (sb->ssl && tls_on_write(sb))
 		return;
-	}
-	if (sb->tls_read_wants_write) {
-		/* Repeat the read from the loop, as if the socket had become readable. */
-		sb->tls_read_wants_write = false;
-		event_active(&sb->ev_read, EV_READ, 0);
-		if (evbuffer_get_length(sb->out) == 0) {
-			event_del(&sb->ev_write);
-			return;
-		}
-	}
 	if (!sbuf_flush(sb))
 		return;
 	if (sb->notify_drain && sbuf_out_len(sb) < SBUF_OUT_HIGH) {
@@ -450,6 +436,42 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 }
 
 /* TLS */
+
+static void tls_handshake(struct sbuf *sb);
+static void tls_read(struct sbuf *sb);
+
+static void tls_on_read(struct sbuf *sb, short what)
+{
+	if (sb->tls_handshaking) {
+		tls_handshake(sb);
+		return;
+	}
+	if (!(what & EV_READ) || !sb->reading) {
+		if (evbuffer_get_length(sb->in) > 0 && sb->want_read)
+			sb->cb(sb, SBUF_EV_READ, sb->arg);
+		return;
+	}
+	tls_read(sb);
+}
+
+/* The socket is writable: true if that was all TLS needed it for. */
+static bool tls_on_write(struct sbuf *sb)
+{
+	if (sb->tls_handshaking) {
+		tls_handshake(sb);
+		return true;
+	}
+	if (sb->tls_read_wants_write) {
+		/* Repeat the read from the loop, as if the socket had become readable. */
+		sb->tls_read_wants_write = false;
+		event_active(&sb->ev_read, EV_READ, 0);
+		if (evbuffer_get_length(sb->out) == 0) {
+			event_del(&sb->ev_write);
+			return true;
+		}
+	}
+	return false;
+}
 
 bool sbuf_start_tls(struct sbuf *sb, struct ssl_st *ssl)
 {

@@ -566,7 +566,8 @@ def test_server_tls_answers_that_fail_the_login(pooler, certs, answer, mode, mes
         with pytest.raises(psycopg.OperationalError):
             p.connect(dbname="fakedb")
         p.wait_log(message)
-        assert fake.received and fake.received[0][0] == ssl_request()
+        wait_for(lambda: fake.received, 5, what="the fake server's record")
+        assert fake.received[0][0] == ssl_request()
         # Nothing after the refusal: no startup packet in clear text.
         assert all(rest == b"" for _, rest in fake.received), fake.received
     finally:
