@@ -362,9 +362,9 @@ static bool answer_encryption_request(struct client *c, bool wants_tls)
 		client_fail(c, "08P01", "encryption requested again inside TLS");
 		return false;
 	}
+	/* 'N': the client may go on in clear text or give up. */
 	if (!wants_tls || c->sb.is_unix || cf->client_tls_sslmode == TLS_MODE_DISABLE)
-		return sbuf_send(&c->sb, "N",
-		                 1); /* the client may go on in clear text or give up */
+		return sbuf_send(&c->sb, "N", 1);
 	if (evbuffer_get_length(c->sb.in) > 0) {
 		cl_log(LOG_LVL_WARNING, c, "unencrypted data after SSLRequest: closing");
 		client_fail(c, "08P01", "received unencrypted data after SSL request");
