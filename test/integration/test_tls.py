@@ -504,6 +504,14 @@ def test_server_connection_runs_over_tls(pooler, certs, pg_ssl, mode):
     assert len(rows) == 1 and rows[0][TLS_COLUMN].startswith("TLSv1."), rows
 
 
+def test_server_verify_full_by_host_name(pooler, certs, pg_ssl):
+    # A name goes out as SNI and must match the certificate's DNS name.
+    p = pooler(settings=server_tls(certs, "verify-full"), auth_users=ssl_only_auth(),
+               databases={"testdb": f"host=localhost port={pg_ssl.port} dbname=testdb"})
+    with p.connect(user=SSL_ONLY) as c:
+        assert backend_ssl(c)[0] is True
+
+
 def test_server_tls_disable_cannot_reach_hostssl_role(pooler, certs, pg_ssl):
     # Shows the fixture bites: without TLS the role is turned away.
     p = pooler(settings=server_tls(certs, "disable", ca=None), auth_users=ssl_only_auth())
