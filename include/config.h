@@ -34,6 +34,22 @@ enum auth_type {
 	AUTH_TYPE_REJECT, /* only as an hba method */
 };
 
+/* client_tls_sslmode and server_tls_sslmode, weakest first: ">=" reads "at least". */
+enum tls_mode {
+	TLS_MODE_DISABLE = 0,
+	TLS_MODE_ALLOW,
+	TLS_MODE_PREFER,
+	TLS_MODE_REQUIRE,
+	TLS_MODE_VERIFY_CA,
+	TLS_MODE_VERIFY_FULL,
+};
+
+/* TLS protocol versions, as bits of what *_tls_protocols allows. */
+#define CONFIG_TLS_V1_0 0x01
+#define CONFIG_TLS_V1_1 0x02
+#define CONFIG_TLS_V1_2 0x04
+#define CONFIG_TLS_V1_3 0x08
+
 /* One [databases] line. Unset numbers are -1 and inherit the global value. */
 struct db_config {
 	char *name;     /* the name clients connect to; "*" is the fallback */
@@ -182,6 +198,30 @@ struct config {
 	/* pgsieve's own: host:port of the Prometheus endpoint; NULL = off */
 	char *metrics_listen;
 
+	/* TLS towards clients (we are the TLS server); file names NULL = not set */
+	enum tls_mode client_tls_sslmode;
+	char *client_tls_key_file;
+	char *client_tls_cert_file;
+	char *client_tls_ca_file;
+	char *client_tls_protocols;
+	char *client_tls_ciphers;
+	char *client_tls13_ciphers; /* NULL = OpenSSL's default suites */
+	char *client_tls_ecdhcurve;
+	char *client_tls_dheparams;
+
+	/* TLS towards PostgreSQL servers (we are the TLS client) */
+	enum tls_mode server_tls_sslmode;
+	char *server_tls_ca_file;
+	char *server_tls_key_file;
+	char *server_tls_cert_file;
+	char *server_tls_protocols;
+	char *server_tls_ciphers;
+	char *server_tls13_ciphers;
+
+	/* "file:line" where each [pgbouncer] setting was last set, by table index; NULL = default
+	 */
+	char **origins;
+
 	struct db_config *databases; /* in file order */
 	struct user_config *users;
 	struct peer_config *peers;
@@ -215,6 +255,20 @@ enum pool_mode config_pool_mode(const struct config *c, const struct db_config *
 int config_pool_size(const struct config *c, const struct db_config *db);
 
 const char *config_pool_mode_name(enum pool_mode m);
+const char *config_tls_mode_name(enum tls_mode m);
+
+/*
+ * Parses a *_tls_protocols value ("secure", "all", "legacy" or a list of
+ * tlsv1.0 .. tlsv1.3) into CONFIG_TLS_* bits.
+ */
+bool config_tls_protocols(const char *s, unsigned *bits, char **why) MUST_CHECK;
+
+/*
+ * Where setting name got its value, for messages about it that only later
+ * checks can make (an unreadable key file): "file:line", or the main
+ * file's name when the value is the default.
+ */
+const char *config_origin(const struct config *c, const char *name);
 const char *config_auth_type_name(enum auth_type t);
 
 /*

@@ -13,6 +13,14 @@
  * A write error is not reported from inside sbuf_flush() (the caller may
  * be in the middle of handling the peer); it is delivered as SBUF_EV_EOF
  * from the loop.
+ *
+ * TLS: sbuf_start_tls() puts an SSL session (set up by tls.c) on an open
+ * socket. The handshake then runs inside the sbuf, on the same two events,
+ * and ends with SBUF_EV_TLS_READY or SBUF_EV_TLS_FAILED; output queued
+ * meanwhile waits for it. After that the owner sees plaintext exactly as
+ * on a plain socket. OpenSSL never keeps decrypted bytes the owner has
+ * not seen: each read drains SSL_pending() into sb->in, because no
+ * socket event would announce them.
  */
 #ifndef PGSIEVE_SBUF_H
 #define PGSIEVE_SBUF_H
@@ -37,7 +45,11 @@ enum sbuf_event {
 	SBUF_EV_CONNECTED,      /* sbuf_connect() finished */
 	SBUF_EV_CONNECT_FAILED, /* sb->error has errno */
 	SBUF_EV_DRAINED,        /* output fell under SBUF_OUT_HIGH after being over it */
+	SBUF_EV_TLS_READY,      /* the TLS handshake finished */
+	SBUF_EV_TLS_FAILED,     /* the TLS handshake failed; sbuf_tls_error() says why */
 };
+
+struct ssl_st;
 
 struct sbuf;
 typedef void (*sbuf_callback)(struct sbuf *sb, enum sbuf_event ev, void *arg);
@@ -57,6 +69,13 @@ struct sbuf {
 	bool failed;       /* EOF or error seen; only close is left */
 	bool notify_drain; /* someone was paused on our output */
 	bool is_unix;
+	/* TLS: NULL on a plain socket (the fast path tests only this). */
+	struct ssl_st *ssl;
+	bool tls_handshaking;      /* SSL_do_handshake() has not finished */
+	bool tls_read_wants_write; /* SSL_read() must be retried once the socket is writable */
+	bool tls_write_wants_read; /* SSL_write() must be retried once the socket is readable */
+	bool tls_broken;           /* a fatal TLS error: no close_notify may follow */
+	unsigned long tls_error;   /* OpenSSL's code for the first failure, 0 if none */
 	/* Bytes of the current message still to be moved to the peer (streaming). */
 	size_t pkt_remaining;
 };
@@ -85,6 +104,22 @@ void sbuf_resume(struct sbuf *sb);
  * returns true if input is waiting, for a caller that handles it at once.
  */
 bool sbuf_resume_quiet(struct sbuf *sb);
+
+/*
+ * Hands ssl (made by tls.c, its role set) to an open socket and starts
+ * the handshake; the sbuf owns ssl from here on, also on failure. Refused
+ * when bytes are buffered either way: they were sent or received in
+ * clear text and must not be mistaken for part of the TLS stream.
+ */
+bool sbuf_start_tls(struct sbuf *sb, struct ssl_st *ssl) MUST_CHECK;
+
+static inline bool sbuf_is_tls(const struct sbuf *sb)
+{
+	return sb->ssl != NULL;
+}
+
+/* Why the handshake (or a later TLS read or write) failed, into buf. */
+const char *sbuf_tls_error(const struct sbuf *sb, char *buf, size_t len);
 
 /* Tries to write out; false if the socket failed (an EOF event follows). */
 bool sbuf_flush(struct sbuf *sb);

@@ -61,6 +61,8 @@ struct server {
 	bool dirty;           /* state unknown: close instead of reusing */
 	bool counted;         /* holds a slot in db/user server counts */
 
+	bool tls_answer_pending; /* sent SSLRequest, its one-byte answer has not come */
+
 	struct scram_client *scram;
 	struct param_list *login_params; /* ParameterStatus seen during login */
 	struct dns_request *dns;

@@ -17,6 +17,7 @@
 #include "proto.h"
 #include "server.h"
 #include "takeover.h"
+#include "tls.h"
 
 #include "dns.h"
 #include "varcache.h"
@@ -368,11 +369,30 @@ static void cmd_set(struct client *c, const char *sql)
 	for (char *k = key; *k; k++)
 		*k = (char)tolower((unsigned char)*k);
 	char *err = NULL;
+	char buf[256];
+	const char *shown = config_show_value(cf, key, buf, sizeof(buf));
+	char *old = shown ? xstrdup(shown) : NULL;
 	if (!config_set(cf, key, value, &err)) {
 		send_error(c, "08P01", "%s", err);
 		free(err);
+		free(old);
 		return;
 	}
+	/* New TLS contexts, all or nothing: a value they cannot be built from is undone. */
+	if (tls_is_setting(key)) {
+		struct tls_contexts *t = tls_load(cf, &err);
+		if (!t) {
+			char *undo_err = NULL;
+			if (!config_set(cf, key, old, &undo_err))
+				free(undo_err);
+			send_error(c, "08P01", "%s", err);
+			free(err);
+			free(old);
+			return;
+		}
+		tls_install(t);
+	}
+	free(old);
 	log_info("SET %s = '%s' by %s", key, value, c->user);
 	/* Settings that pools or the log keep derived state of. */
 	pool_apply_config();
@@ -848,7 +868,7 @@ struct socket_view {
 
 static void socket_row(struct result *r, const struct socket_view *v, bool debug)
 {
-	char local[64] = "", ptr[32], link[32], ct[40], rt[40];
+	char local[64] = "", ptr[32], link[32], ct[40], rt[40], tls[128] = "";
 	int local_port = 0;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -867,6 +887,8 @@ static void socket_row(struct result *r, const struct socket_view *v, bool debug
 	}
 	snprintf(ptr, sizeof(ptr), "%p", v->ptr);
 	snprintf(link, sizeof(link), "%p", v->link);
+	if (sbuf_is_tls(v->sb) && !v->sb->tls_handshaking)
+		tls_describe(v->sb->ssl, tls, sizeof(tls));
 	size_t in_len = v->sb->in ? evbuffer_get_length(v->sb->in) : 0;
 	size_t out_len = v->sb->out ? evbuffer_get_length(v->sb->out) : 0;
 	const char *vals[28] = {
@@ -887,7 +909,7 @@ static void socket_row(struct result *r, const struct socket_view *v, bool debug
 	    ptr,
 	    v->link ? link : NULL,
 	    num(v->remote_pid),
-	    NULL,
+	    tls,
 	    v->app,
 	    num((long long)v->prepared),
 	    num((long long)v->id),

@@ -1,9 +1,11 @@
 /*
  * The client side of a connection.
  *
- * Login: read the startup packet (answering SSLRequest/GSSENCRequest with
- * 'N' and handing CancelRequest to cancel.c), find the database, run the
- * authentication exchange, then send the pool's welcome parameters.
+ * Login: read the startup packet (answering an SSLRequest with 'S' and a
+ * TLS handshake when client_tls_sslmode allows it on TCP, with 'N'
+ * otherwise, a GSSENCRequest always with 'N', and handing CancelRequest to
+ * cancel.c), find the database, run the authentication exchange, then
+ * send the pool's welcome parameters.
  *
  * Data path: client_on_read() walks the input one message at a time. A
  * message either streams to the linked server (a large COPY chunk never
@@ -22,6 +24,7 @@
 #include "pooler.h"
 #include "proto.h"
 #include "server.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -327,14 +330,57 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 		sbuf_send(&c->sb, pb.data, pb.len);
 		pktbuf_free(&pb);
 	}
+	/* Unix sockets are local: TLS is neither offered nor demanded there, as in PgBouncer. */
+	if (!c->sb.is_unix && !sbuf_is_tls(&c->sb) && cf->client_tls_sslmode >= TLS_MODE_REQUIRE) {
+		cl_log(LOG_LVL_LOG, c, "login failed: TLS required, client used clear text");
+		client_fail(c, "28000", "SSL required");
+		return;
+	}
 	if (client_count > cf->max_client_conn) {
 		/* PgBouncer's text; 53300 (too_many_connections) as PostgreSQL would say. */
 		client_fail(c, "53300", "no more connections allowed (max_client_conn)");
 		return;
 	}
-	if (cf->log_connections)
-		cl_log(LOG_LVL_LOG, c, "login attempt: db=%s user=%s tls=no", c->dbname, c->user);
+	if (cf->log_connections) {
+		char tls[128] = "no";
+		if (sbuf_is_tls(&c->sb))
+			tls_describe(c->sb.ssl, tls, sizeof(tls));
+		cl_log(LOG_LVL_LOG, c, "login attempt: db=%s user=%s tls=%s", c->dbname, c->user,
+		       tls);
+	}
 	auth_start(c);
+}
+
+/*
+ * SSLRequest or GSSENCRequest. 'S' starts the server side of a TLS
+ * handshake; anything the client sent behind its request was sent in clear
+ * text before the handshake and would be read as if it had come through
+ * TLS (CVE-2021-23214), so it ends the connection. Returns false once the
+ * client is gone.
+ */
+static bool answer_encryption_request(struct client *c, bool wants_tls)
+{
+	if (sbuf_is_tls(&c->sb)) {
+		client_fail(c, "08P01", "encryption requested again inside TLS");
+		return false;
+	}
+	/* 'N': the client may go on in clear text or give up. */
+	if (!wants_tls || c->sb.is_unix || cf->client_tls_sslmode == TLS_MODE_DISABLE)
+		return sbuf_send(&c->sb, "N", 1);
+	if (evbuffer_get_length(c->sb.in) > 0) {
+		cl_log(LOG_LVL_WARNING, c, "unencrypted data after SSLRequest: closing");
+		client_fail(c, "08P01", "received unencrypted data after SSL request");
+		return false;
+	}
+	if (!sbuf_send(&c->sb, "S", 1))
+		return false;
+	/* sbuf_start_tls() also refuses an 'S' the kernel did not take at once. */
+	struct ssl_st *ssl = tls_client_session();
+	if (!ssl || !sbuf_start_tls(&c->sb, ssl)) {
+		client_close(c, "could not start TLS");
+		return false;
+	}
+	return true;
 }
 
 /* Reads the untyped startup-phase packets. Returns false once the client is gone. */
@@ -366,9 +412,10 @@ static bool read_startup(struct client *c)
 				return false;
 			}
 			evbuffer_drain(in, len);
-			/* No TLS yet: the client may go on in cleartext or give up. */
-			if (!sbuf_send(&c->sb, "N", 1))
+			if (!answer_encryption_request(c, code == PROTO_SSL_CODE))
 				return false;
+			if (sbuf_is_tls(&c->sb))
+				return true; /* the startup packet comes through the handshake */
 			continue;
 		}
 		if (code == PROTO_CANCEL_CODE) {
@@ -663,6 +710,16 @@ static void client_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
 		if (c->server)
 			sbuf_resume(&c->server->sb);
 		break;
+	case SBUF_EV_TLS_READY:
+		cl_log(LOG_LVL_DEBUG, c, "TLS handshake done");
+		break;
+	case SBUF_EV_TLS_FAILED: {
+		char why[256];
+		cl_log(LOG_LVL_WARNING, c, "TLS handshake failed: %s",
+		       sbuf_tls_error(sb, why, sizeof(why)));
+		client_close(c, "TLS handshake failed");
+		break;
+	}
 	case SBUF_EV_CONNECTED:
 	case SBUF_EV_CONNECT_FAILED:
 		break;

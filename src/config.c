@@ -11,9 +11,6 @@
  * Settings PgBouncer knows but pgsieve does not implement have no field:
  * their value is still checked (a file PgBouncer refuses is refused here
  * too), kept as text for SHOW CONFIG, and named in one warning per load.
- * The exception is a TLS mode that demands encryption: quietly running
- * in clear text where the file asks for TLS would be failing open, so that
- * refuses to load instead.
  *
  * [databases], [users] and [peers] values are connection strings in
  * PgBouncer's dialect: space-separated key=value, a value in single quotes
@@ -50,7 +47,9 @@ enum setting_type {
 	ST_TIME,
 	ST_POOL_MODE,
 	ST_AUTH_TYPE,
-	ST_SSLMODE, /* TLS modes: checked, never stored */
+	ST_SSLMODE,       /* enum tls_mode */
+	ST_TLS_PROTOCOLS, /* a string, checked by config_tls_protocols() */
+	ST_TLS_DHEPARAMS, /* a string: none, auto or legacy */
 };
 
 #define SF_NO_RELOAD   0x01 /* read at start only */
@@ -105,15 +104,15 @@ static const struct setting settings[] = {
     TIME("cancel_wait_timeout", FIELD(cancel_wait_timeout), "10", 0),
     TIME("client_idle_timeout", FIELD(client_idle_timeout), "0", 0),
     TIME("client_login_timeout", FIELD(client_login_timeout), "60", 0),
-    STR("client_tls13_ciphers", NO_FIELD, "", 0),
-    STR("client_tls_ca_file", NO_FIELD, "", 0),
-    STR("client_tls_cert_file", NO_FIELD, "", 0),
-    STR("client_tls_ciphers", NO_FIELD, "default", 0),
-    STR("client_tls_dheparams", NO_FIELD, "auto", 0),
-    STR("client_tls_ecdhcurve", NO_FIELD, "auto", 0),
-    STR("client_tls_key_file", NO_FIELD, "", 0),
-    STR("client_tls_protocols", NO_FIELD, "secure", 0),
-    {"client_tls_sslmode", ST_SSLMODE, NO_FIELD, "disable", 0, 0, 0},
+    STR("client_tls13_ciphers", FIELD(client_tls13_ciphers), "", SF_EMPTY_NULL),
+    STR("client_tls_ca_file", FIELD(client_tls_ca_file), "", SF_EMPTY_NULL),
+    STR("client_tls_cert_file", FIELD(client_tls_cert_file), "", SF_EMPTY_NULL),
+    STR("client_tls_ciphers", FIELD(client_tls_ciphers), "default", 0),
+    {"client_tls_dheparams", ST_TLS_DHEPARAMS, FIELD(client_tls_dheparams), "auto", 0, 0, 0},
+    STR("client_tls_ecdhcurve", FIELD(client_tls_ecdhcurve), "auto", 0),
+    STR("client_tls_key_file", FIELD(client_tls_key_file), "", SF_EMPTY_NULL),
+    {"client_tls_protocols", ST_TLS_PROTOCOLS, FIELD(client_tls_protocols), "secure", 0, 0, 0},
+    {"client_tls_sslmode", ST_SSLMODE, FIELD(client_tls_sslmode), "disable", 0, 0, 0},
     STR("conffile", NO_FIELD, "", SF_CONFFILE),
     INT("default_pool_size", FIELD(default_pool_size), "20", 0, 0, INT_MAX),
     BOOL("disable_pqexec", FIELD(disable_pqexec), "0", SF_NO_RELOAD),
@@ -165,13 +164,13 @@ static const struct setting settings[] = {
     STR("server_reset_query", FIELD(server_reset_query), "DISCARD ALL", 0),
     BOOL("server_reset_query_always", FIELD(server_reset_query_always), "0", 0),
     BOOL("server_round_robin", FIELD(server_round_robin), "0", 0),
-    STR("server_tls13_ciphers", NO_FIELD, "", 0),
-    STR("server_tls_ca_file", NO_FIELD, "", 0),
-    STR("server_tls_cert_file", NO_FIELD, "", 0),
-    STR("server_tls_ciphers", NO_FIELD, "default", 0),
-    STR("server_tls_key_file", NO_FIELD, "", 0),
-    STR("server_tls_protocols", NO_FIELD, "secure", 0),
-    {"server_tls_sslmode", ST_SSLMODE, NO_FIELD, "prefer", 0, 0, 0},
+    STR("server_tls13_ciphers", FIELD(server_tls13_ciphers), "", SF_EMPTY_NULL),
+    STR("server_tls_ca_file", FIELD(server_tls_ca_file), "", SF_EMPTY_NULL),
+    STR("server_tls_cert_file", FIELD(server_tls_cert_file), "", SF_EMPTY_NULL),
+    STR("server_tls_ciphers", FIELD(server_tls_ciphers), "default", 0),
+    STR("server_tls_key_file", FIELD(server_tls_key_file), "", SF_EMPTY_NULL),
+    {"server_tls_protocols", ST_TLS_PROTOCOLS, FIELD(server_tls_protocols), "secure", 0, 0, 0},
+    {"server_tls_sslmode", ST_SSLMODE, FIELD(server_tls_sslmode), "prefer", 0, 0, 0},
     STR("service_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD),
     /* pgsieve's own: how long a shutdown waits for clients; 0 = as long as it takes. */
     TIME("shutdown_wait_timeout", FIELD(shutdown_wait_timeout), "0", 0),
@@ -387,23 +386,77 @@ static bool parse_auth_type(const char *s, enum auth_type *out, char **why)
 	return false;
 }
 
-static bool parse_sslmode(const char *s, char **why)
+static const char *const tls_mode_names[] = {"disable", "allow",     "prefer",
+                                             "require", "verify-ca", "verify-full"};
+
+static bool parse_sslmode(const char *s, enum tls_mode *out, char **why)
 {
-	static const char *const relaxed[] = {"disable", "allow", "prefer"};
-	static const char *const strict[] = {"require", "verify-ca", "verify-full"};
-	for (size_t i = 0; i < ARRAY_SIZE(relaxed); i++)
-		if (strcasecmp(s, relaxed[i]) == 0)
+	for (size_t i = 0; i < ARRAY_SIZE(tls_mode_names); i++) {
+		if (strcasecmp(s, tls_mode_names[i]) == 0) {
+			*out = (enum tls_mode)i;
 			return true;
-	for (size_t i = 0; i < ARRAY_SIZE(strict); i++) {
-		if (strcasecmp(s, strict[i]) == 0) {
-			*why =
-			    xasprintf("\"%s\" demands TLS, which pgsieve does not implement yet; "
-			              "refusing to run without it",
-			              s);
-			return false;
 		}
 	}
-	*why = xasprintf("invalid TLS mode \"%s\"", s);
+	*why = xasprintf("invalid TLS mode \"%s\" (disable, allow, prefer, require, verify-ca or "
+	                 "verify-full)",
+	                 s);
+	return false;
+}
+
+const char *config_tls_mode_name(enum tls_mode m)
+{
+	return (size_t)m < ARRAY_SIZE(tls_mode_names) ? tls_mode_names[m] : "unknown";
+}
+
+bool config_tls_protocols(const char *s, unsigned *bits, char **why)
+{
+	static const struct {
+		const char *name;
+		unsigned bits;
+	} words[] = {
+	    {"tlsv1.0", CONFIG_TLS_V1_0},
+	    {"tlsv1.1", CONFIG_TLS_V1_1},
+	    {"tlsv1.2", CONFIG_TLS_V1_2},
+	    {"tlsv1.3", CONFIG_TLS_V1_3},
+	    {"secure", CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
+	    {"all", CONFIG_TLS_V1_0 | CONFIG_TLS_V1_1 | CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
+	    {"legacy", CONFIG_TLS_V1_0 | CONFIG_TLS_V1_1 | CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
+	};
+	*bits = 0;
+	const char *p = s;
+	for (;;) {
+		p += strspn(p, ", \t");
+		size_t len = strcspn(p, ", \t");
+		if (!len)
+			break;
+		size_t i = 0;
+		while (i < ARRAY_SIZE(words) &&
+		       !(strlen(words[i].name) == len && strncasecmp(p, words[i].name, len) == 0))
+			i++;
+		if (i == ARRAY_SIZE(words)) {
+			*why =
+			    xasprintf("unknown TLS protocol \"%.*s\" (tlsv1.0, tlsv1.1, tlsv1.2, "
+			              "tlsv1.3, secure, all or legacy)",
+			              (int)len, p);
+			return false;
+		}
+		*bits |= words[i].bits;
+		p += len;
+	}
+	if (!*bits) {
+		*why = xstrdup("no TLS protocol given");
+		return false;
+	}
+	return true;
+}
+
+static bool parse_dheparams(const char *s, char **why)
+{
+	static const char *const ok[] = {"none", "auto", "legacy"};
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
+		if (strcasecmp(s, ok[i]) == 0)
+			return true;
+	*why = xasprintf("invalid DHE parameters \"%s\" (none, auto or legacy)", s);
 	return false;
 }
 
@@ -415,25 +468,48 @@ static void *field_ptr(struct config *c, const struct setting *s)
 }
 
 /* Parses value for setting s and, if s has a field, stores it into c. */
+/* Settings whose field is a char *, whatever checks their value. */
+static bool is_string_setting(const struct setting *s)
+{
+	return s->type == ST_STRING || s->type == ST_TLS_PROTOCOLS || s->type == ST_TLS_DHEPARAMS;
+}
+
+static void store_string(const struct setting *s, char **dst, const char *value)
+{
+	char *v;
+	if ((s->flags & SF_CHECK_QUERY) && strcmp(value, "<empty>") == 0)
+		v = xstrdup("");
+	else if ((s->flags & (SF_CHECK_QUERY | SF_EMPTY_NULL)) && *value == '\0')
+		v = NULL;
+	else
+		v = xstrdup(value);
+	free(*dst);
+	*dst = v;
+}
+
+/* Parses value for setting s and, if s has a field, stores it into c. */
 static bool setting_apply(struct config *c, const struct setting *s, const char *value, char **why)
 {
 	void *dst = has_field(s) ? field_ptr(c, s) : NULL;
 	switch (s->type) {
-	case ST_STRING: {
-		if (!dst)
-			return true;
-		char *v;
-		if ((s->flags & SF_CHECK_QUERY) && strcmp(value, "<empty>") == 0)
-			v = xstrdup("");
-		else if ((s->flags & (SF_CHECK_QUERY | SF_EMPTY_NULL)) && *value == '\0')
-			v = NULL;
-		else
-			v = xstrdup(value);
-		char **sp = dst;
-		free(*sp);
-		*sp = v;
+	case ST_TLS_PROTOCOLS: {
+		unsigned bits;
+		if (!config_tls_protocols(value, &bits, why))
+			return false;
+		if (dst)
+			store_string(s, dst, value);
 		return true;
 	}
+	case ST_TLS_DHEPARAMS:
+		if (!parse_dheparams(value, why))
+			return false;
+		if (dst)
+			store_string(s, dst, value);
+		return true;
+	case ST_STRING:
+		if (dst)
+			store_string(s, dst, value);
+		return true;
 	case ST_INT: {
 		int v;
 		if (!parse_int(value, s->min, s->max, &v, why))
@@ -479,8 +555,14 @@ static bool setting_apply(struct config *c, const struct setting *s, const char 
 			*(enum auth_type *)dst = v;
 		return true;
 	}
-	case ST_SSLMODE:
-		return parse_sslmode(value, why);
+	case ST_SSLMODE: {
+		enum tls_mode v;
+		if (!parse_sslmode(value, &v, why))
+			return false;
+		if (dst)
+			*(enum tls_mode *)dst = v;
+		return true;
+	}
 	}
 	*why = xstrdup("internal error: unknown setting type");
 	return false;
@@ -781,6 +863,9 @@ static bool load_main(struct load_ctx *ctx, const char *key, const char *value, 
 		free(why);
 		return false;
 	}
+	size_t at = (size_t)(s - settings);
+	free(ctx->c->origins[at]);
+	ctx->c->origins[at] = xasprintf("%s:%d", ctx->file, ctx->line);
 	if (!implemented(s)) {
 		remember_unimplemented(ctx->c, s->name, value);
 		size_t i = (size_t)(s - settings);
@@ -1036,6 +1121,7 @@ static char *absolute_path(const char *path)
 struct config *config_load(const char *path, char **err)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
+	c->origins = xcalloc(N_SETTINGS, sizeof(*c->origins));
 	c->config_file = absolute_path(path);
 	if (!c->config_file) {
 		*err = xasprintf("%s: cannot make the path absolute: %s", path, strerror(errno));
@@ -1074,9 +1160,12 @@ void config_free(struct config *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < N_SETTINGS; i++) {
-		if (has_field(&settings[i]) && settings[i].type == ST_STRING)
+		if (has_field(&settings[i]) && is_string_setting(&settings[i]))
 			free(*(char **)field_ptr(c, &settings[i]));
+		if (c->origins)
+			free(c->origins[i]);
 	}
+	free(c->origins);
 	free(c->config_file);
 	while (c->databases) {
 		struct db_config *next = c->databases->next;
@@ -1242,6 +1331,8 @@ const char *config_show_value(const struct config *c, const char *name, char *bu
 	}
 	const void *p = (const char *)c + s->offset;
 	switch (s->type) {
+	case ST_TLS_PROTOCOLS:
+	case ST_TLS_DHEPARAMS:
 	case ST_STRING: {
 		const char *v = *(char *const *)p;
 		if (s->flags & SF_CHECK_QUERY)
@@ -1263,7 +1354,7 @@ const char *config_show_value(const struct config *c, const char *name, char *bu
 		return t == AUTH_TYPE_PLAIN ? "plain" : config_auth_type_name(t);
 	}
 	case ST_SSLMODE:
-		break;
+		return config_tls_mode_name(*(const enum tls_mode *)p);
 	}
 	return s->def;
 }
@@ -1294,9 +1385,11 @@ static size_t setting_size(const struct setting *s)
 	case ST_AUTH_TYPE:
 		return sizeof(enum auth_type);
 	case ST_STRING:
+	case ST_TLS_PROTOCOLS:
+	case ST_TLS_DHEPARAMS:
 		return sizeof(char *);
 	case ST_SSLMODE:
-		break;
+		return sizeof(enum tls_mode);
 	}
 	return 0;
 }
@@ -1319,18 +1412,29 @@ bool config_set(struct config *c, const char *key, const char *value, char **err
 	/* Validate on a scratch copy first, so a bad value leaves c untouched. */
 	char *why = NULL;
 	struct config scratch = *c;
-	if (s->type == ST_STRING)
+	if (is_string_setting(s))
 		*(char **)field_ptr(&scratch, s) = NULL;
 	if (!setting_apply(&scratch, s, value, &why)) {
 		*err = xasprintf("%s: %s", key, why);
 		free(why);
 		return false;
 	}
-	if (s->type == ST_STRING) {
+	if (is_string_setting(s)) {
 		free(*(char **)field_ptr(c, s));
 		*(char **)field_ptr(c, s) = *(char **)field_ptr(&scratch, s);
 	} else {
 		memcpy(field_ptr(c, s), field_ptr(&scratch, s), setting_size(s));
 	}
+	size_t i = (size_t)(s - settings);
+	free(c->origins[i]);
+	c->origins[i] = xstrdup("SET on the console");
 	return true;
+}
+
+const char *config_origin(const struct config *c, const char *name)
+{
+	const struct setting *s = find_setting(name);
+	if (s && c->origins && c->origins[s - settings])
+		return c->origins[s - settings];
+	return c->config_file ? c->config_file : "configuration";
 }

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "pooler.h"
 #include "takeover.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,6 +178,10 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (!auth_load_files(&err))
 		die("%s", err);
+	struct tls_contexts *tls = tls_load(cf, &err);
+	if (!tls)
+		die("%s", err);
+	tls_install(tls);
 	if (!pooler_init(&err))
 		die("%s", err);
 	if (takeover) {

@@ -19,6 +19,7 @@
 #include "pool.h"
 #include "server.h"
 #include "takeover.h"
+#include "tls.h"
 #include "varcache.h"
 
 #include <errno.h>
@@ -444,14 +445,24 @@ bool pooler_reload(char **err)
 		log_error("reload failed, keeping the running configuration: %s", *err);
 		return false;
 	}
+	/* Certificates are read before anything changes: a bad one keeps the old set whole. */
+	struct tls_contexts *tls = tls_load(fresh, err);
+	if (!tls) {
+		log_error("reload failed, keeping the running configuration: %s", *err);
+		config_free(fresh);
+		return false;
+	}
 	struct config *old = cf;
 	cf = fresh;
 	if (!auth_load_files(err)) {
 		log_error("reload failed, keeping the running configuration: %s", *err);
 		cf = old;
 		config_free(fresh);
+		tls_free(tls);
 		return false;
 	}
+	/* New connections use the new certificates; open sessions keep theirs. */
+	tls_install(tls);
 	if (!fresh->verbose && old->verbose == log_verbose)
 		log_verbose = 0;
 	else if (fresh->verbose > log_verbose)
@@ -562,6 +573,7 @@ void pooler_cleanup(void)
 	event_free(accept_retry);
 	pool_free_all();
 	auth_free_files();
+	tls_install(NULL);
 	varcache_teardown();
 	event_base_free(pooler_base);
 	pooler_base = NULL;

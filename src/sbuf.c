@@ -2,6 +2,12 @@
  * Socket buffers over raw libevent events. We recv() into space reserved
  * in the input evbuffer (no FIONREAD round trip per read, no copy) and
  * send() straight from the output chains.
+ *
+ * With TLS the same two events drive OpenSSL on a non-blocking socket:
+ * SSL_read() into the reserved space, SSL_write() from the head of the
+ * output. OpenSSL may need the opposite direction (a read that must send
+ * a key update, a write during a handshake): the tls_*_wants_* flags
+ * remember which call to repeat when that event fires.
  */
 #include "sbuf.h"
 #include "config.h"
@@ -11,6 +17,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -122,8 +131,28 @@ bool sbuf_connect(struct sbuf *sb, const struct sockaddr *sa, socklen_t len)
 	return true;
 }
 
+/*
+ * A close_notify tells the peer the stream ended on purpose (not a
+ * truncation); best effort, never waited for. Not after a fatal error or
+ * mid-handshake, where OpenSSL forbids it.
+ */
+static void free_tls(struct sbuf *sb, bool say_goodbye)
+{
+	if (!sb->ssl)
+		return;
+	if (say_goodbye && sb->fd >= 0 && !sb->tls_broken && !sb->tls_handshaking) {
+		ERR_clear_error();
+		SSL_shutdown(sb->ssl);
+	}
+	ERR_clear_error();
+	SSL_free(sb->ssl);
+	sb->ssl = NULL;
+	sb->tls_handshaking = sb->tls_read_wants_write = sb->tls_write_wants_read = false;
+}
+
 void sbuf_close(struct sbuf *sb)
 {
+	free_tls(sb, true);
 	if (sb->fd >= 0) {
 		event_del(&sb->ev_read);
 		event_del(&sb->ev_write);
@@ -143,6 +172,7 @@ void sbuf_abandon(struct sbuf *sb)
 {
 	if (sb->fd < 0)
 		return;
+	free_tls(sb, false);
 	event_del(&sb->ev_read);
 	event_del(&sb->ev_write);
 	close(sb->fd);
@@ -156,7 +186,8 @@ void sbuf_abandon(struct sbuf *sb)
 void sbuf_pause(struct sbuf *sb)
 {
 	sb->want_read = false;
-	if (sb->reading) {
+	/* The handshake reads for itself; the owner's wish applies once it is done. */
+	if (sb->reading && !sb->tls_handshaking) {
 		event_del(&sb->ev_read);
 		sb->reading = false;
 	}
@@ -165,7 +196,7 @@ void sbuf_pause(struct sbuf *sb)
 void sbuf_resume(struct sbuf *sb)
 {
 	sb->want_read = true;
-	if (sb->fd < 0 || sb->failed || sb->connecting)
+	if (sb->fd < 0 || sb->failed || sb->connecting || sb->tls_handshaking)
 		return;
 	if (!sb->reading) {
 		event_add(&sb->ev_read, NULL);
@@ -179,7 +210,7 @@ void sbuf_resume(struct sbuf *sb)
 bool sbuf_resume_quiet(struct sbuf *sb)
 {
 	sb->want_read = true;
-	if (sb->fd < 0 || sb->failed || sb->connecting)
+	if (sb->fd < 0 || sb->failed || sb->connecting || sb->tls_handshaking)
 		return false;
 	if (!sb->reading) {
 		event_add(&sb->ev_read, NULL);
@@ -226,14 +257,75 @@ static ssize_t write_out(struct sbuf *sb)
 	return w;
 }
 
+/* Remembers the first OpenSSL error of a failure: later ones are consequences. */
+static void note_tls_failure(struct sbuf *sb)
+{
+	unsigned long e = ERR_peek_error();
+	if (!sb->tls_error)
+		sb->tls_error = e;
+	sb->tls_broken = true;
+	ERR_clear_error();
+}
+
+/* One TLS record's worth of plaintext: larger writes gain nothing. */
+#define TLS_WRITE_CHUNK 16384
+
+/*
+ * As write_out(), through SSL_write(). The head of the output is made
+ * contiguous so that small queued messages share a record. A retried
+ * write after WANT_WRITE starts at the same bytes, possibly with more
+ * behind them, which SSL_MODE_ENABLE_PARTIAL_WRITE and
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER (set by tls.c) allow.
+ */
+static ssize_t write_out_tls(struct sbuf *sb)
+{
+	size_t len = evbuffer_get_length(sb->out);
+	if (len > TLS_WRITE_CHUNK)
+		len = TLS_WRITE_CHUNK;
+	unsigned char *data = evbuffer_pullup(sb->out, (ssize_t)len);
+	if (!data)
+		die("out of memory preparing a TLS write");
+	ERR_clear_error();
+	int n = SSL_write(sb->ssl, data, (int)len);
+	if (n > 0) {
+		evbuffer_drain(sb->out, (size_t)n);
+		return n;
+	}
+	int saved_errno = errno;
+	switch (SSL_get_error(sb->ssl, n)) {
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_READ:
+		/* Only renegotiation makes a write read, and tls.c turns it off; still, wait for
+		 * it. */
+		sb->tls_write_wants_read = true;
+		if (!sb->reading) {
+			event_add(&sb->ev_read, NULL);
+			sb->reading = true;
+		}
+		errno = EINPROGRESS;
+		return -1;
+	case SSL_ERROR_SYSCALL:
+		note_tls_failure(sb);
+		errno = saved_errno ? saved_errno : EPIPE;
+		return -1;
+	default:
+		note_tls_failure(sb);
+		errno = EPROTO;
+		return -1;
+	}
+}
+
 bool sbuf_flush(struct sbuf *sb)
 {
 	if (sb->fd < 0 || sb->failed)
 		return false;
-	if (sb->connecting)
+	/* Output waits for the connect, or for the handshake, which flushes it when done. */
+	if (sb->connecting || sb->tls_handshaking)
 		return true;
 	while (evbuffer_get_length(sb->out) > 0) {
-		ssize_t n = write_out(sb);
+		ssize_t n = sb->ssl ? write_out_tls(sb) : write_out(sb);
 		if (n > 0)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -242,6 +334,8 @@ bool sbuf_flush(struct sbuf *sb)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EINPROGRESS) /* TLS: waits for the socket to be readable */
+			return true;
 		fail_later(sb, n < 0 ? errno : EPIPE);
 		return false;
 	}
@@ -258,11 +352,19 @@ bool sbuf_send(struct sbuf *sb, const void *data, size_t len)
 	return sbuf_flush(sb);
 }
 
+static void tls_on_read(struct sbuf *sb, short what);
+static bool tls_on_write(struct sbuf *sb);
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct sbuf *sb = arg;
 	if (sb->failed) {
 		sb->cb(sb, SBUF_EV_EOF, sb->arg);
+		return;
+	}
+	/* One test keeps TLS off the plain path. */
+	if (sb->ssl) {
+		tls_on_read(sb, what);
 		return;
 	}
 	/* Woken by sbuf_resume() with input pending: no new bytes needed. */
@@ -323,12 +425,204 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 		sb->cb(sb, SBUF_EV_CONNECTED, sb->arg);
 		return;
 	}
+	if (sb->ssl && tls_on_write(sb))
+		return;
 	if (!sbuf_flush(sb))
 		return;
 	if (sb->notify_drain && sbuf_out_len(sb) < SBUF_OUT_HIGH) {
 		sb->notify_drain = false;
 		sb->cb(sb, SBUF_EV_DRAINED, sb->arg);
 	}
+}
+
+/* TLS */
+
+static void tls_handshake(struct sbuf *sb);
+static void tls_read(struct sbuf *sb);
+
+static void tls_on_read(struct sbuf *sb, short what)
+{
+	if (sb->tls_handshaking) {
+		tls_handshake(sb);
+		return;
+	}
+	if (!(what & EV_READ) || !sb->reading) {
+		if (evbuffer_get_length(sb->in) > 0 && sb->want_read)
+			sb->cb(sb, SBUF_EV_READ, sb->arg);
+		return;
+	}
+	tls_read(sb);
+}
+
+/* The socket is writable: true if that was all TLS needed it for. */
+static bool tls_on_write(struct sbuf *sb)
+{
+	if (sb->tls_handshaking) {
+		tls_handshake(sb);
+		return true;
+	}
+	if (sb->tls_read_wants_write) {
+		/* Repeat the read from the loop, as if the socket had become readable. */
+		sb->tls_read_wants_write = false;
+		event_active(&sb->ev_read, EV_READ, 0);
+		if (evbuffer_get_length(sb->out) == 0) {
+			event_del(&sb->ev_write);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool sbuf_start_tls(struct sbuf *sb, struct ssl_st *ssl)
+{
+	if (sb->fd < 0 || sb->failed || sb->ssl || evbuffer_get_length(sb->in) > 0 ||
+	    evbuffer_get_length(sb->out) > 0 || !SSL_set_fd(ssl, sb->fd)) {
+		SSL_free(ssl);
+		ERR_clear_error();
+		return false;
+	}
+	sb->ssl = ssl;
+	sb->tls_handshaking = true;
+	sb->tls_error = 0;
+	/*
+	 * The first step runs from the loop (a fresh socket is writable at
+	 * once), so the owner never hears of the handshake from inside this call.
+	 */
+	if (!sb->reading) {
+		event_add(&sb->ev_read, NULL);
+		sb->reading = true;
+	}
+	event_add(&sb->ev_write, NULL);
+	return true;
+}
+
+/* Both sides of a handshake: one step each time the socket is ready. */
+static void tls_handshake(struct sbuf *sb)
+{
+	ERR_clear_error();
+	int rc = SSL_do_handshake(sb->ssl);
+	if (rc == 1) {
+		sb->tls_handshaking = false;
+		event_del(&sb->ev_write);
+		/* Back to what the owner asked for. */
+		if (!sb->want_read && sb->reading) {
+			event_del(&sb->ev_read);
+			sb->reading = false;
+		} else if (sb->want_read && !sb->reading) {
+			event_add(&sb->ev_read, NULL);
+			sb->reading = true;
+		}
+		if (evbuffer_get_length(sb->out) > 0 && !sbuf_flush(sb))
+			return;
+		sb->cb(sb, SBUF_EV_TLS_READY, sb->arg);
+		return;
+	}
+	int saved_errno = errno;
+	switch (SSL_get_error(sb->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		event_del(&sb->ev_write);
+		if (!sb->reading) {
+			event_add(&sb->ev_read, NULL);
+			sb->reading = true;
+		}
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		event_add(&sb->ev_write, NULL);
+		return;
+	case SSL_ERROR_SYSCALL:
+		sb->error = saved_errno;
+		break;
+	default:
+		break;
+	}
+	note_tls_failure(sb);
+	sb->failed = true;
+	event_del(&sb->ev_write);
+	sb->cb(sb, SBUF_EV_TLS_FAILED, sb->arg);
+}
+
+/*
+ * Reads what the socket has, and then whatever OpenSSL still holds
+ * decrypted (SSL_pending): no event would wake us for those bytes. An end
+ * of stream or an error after some data is reported from the loop, after
+ * the data.
+ */
+static void tls_read(struct sbuf *sb)
+{
+	if (sb->tls_write_wants_read) {
+		sb->tls_write_wants_read = false;
+		if (!sbuf_flush(sb))
+			return;
+		if (!sb->want_read) {
+			event_del(&sb->ev_read);
+			sb->reading = false;
+			return;
+		}
+	}
+	bool got = false;
+	for (;;) {
+		struct evbuffer_iovec vec[1];
+		if (evbuffer_reserve_space(sb->in, read_size, vec, 1) != 1)
+			die("out of memory reserving read buffer");
+		ERR_clear_error();
+		int n = SSL_read(sb->ssl, vec[0].iov_base, (int)vec[0].iov_len);
+		if (n > 0) {
+			vec[0].iov_len = (size_t)n;
+			evbuffer_commit_space(sb->in, vec, 1);
+			got = true;
+			if (SSL_pending(sb->ssl) > 0)
+				continue;
+			break;
+		}
+		evbuffer_commit_space(sb->in, vec, 0);
+		int saved_errno = errno;
+		int e = SSL_get_error(sb->ssl, n);
+		if (e == SSL_ERROR_WANT_READ)
+			break;
+		if (e == SSL_ERROR_WANT_WRITE) {
+			sb->tls_read_wants_write = true;
+			event_add(&sb->ev_write, NULL);
+			break;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			/* close_notify: a clean end of the stream. */
+			ERR_clear_error();
+		} else {
+			note_tls_failure(sb);
+			sb->error = e == SSL_ERROR_SYSCALL ? saved_errno : EPROTO;
+		}
+		if (!got) {
+			sb->failed = true;
+			sb->cb(sb, SBUF_EV_EOF, sb->arg);
+			return;
+		}
+		fail_later(sb, sb->error);
+		break;
+	}
+	if (got)
+		sb->cb(sb, SBUF_EV_READ, sb->arg);
+}
+
+const char *sbuf_tls_error(const struct sbuf *sb, char *buf, size_t len)
+{
+	if (sb->ssl) {
+		long verify = SSL_get_verify_result(sb->ssl);
+		if (verify != X509_V_OK) {
+			snprintf(buf, len, "certificate verification failed: %s",
+			         X509_verify_cert_error_string(verify));
+			return buf;
+		}
+	}
+	if (sb->tls_error) {
+		char reason[256];
+		ERR_error_string_n(sb->tls_error, reason, sizeof(reason));
+		snprintf(buf, len, "%s", reason);
+	} else if (sb->error) {
+		snprintf(buf, len, "%s", strerror(sb->error));
+	} else {
+		snprintf(buf, len, "connection closed by peer");
+	}
+	return buf;
 }
 
 enum proto_status sbuf_peek_header(struct evbuffer *in, uint32_t max_len, uint8_t *type,

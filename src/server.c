@@ -1,7 +1,10 @@
 /*
  * The server side of a connection.
  *
- * Login speaks to PostgreSQL as a client: cleartext, md5 or SCRAM-SHA-256
+ * Login over TCP first asks for TLS unless server_tls_sslmode is disable
+ * (an SSLRequest; 'S' starts a handshake, 'N' goes on in clear text
+ * unless the mode demands TLS), then speaks to PostgreSQL as a client:
+ * cleartext, md5 or SCRAM-SHA-256
  * with the password the pooler holds, or with the SCRAM keys a client
  * proved (pass-through, when the auth_file holds the server's secret).
  *
@@ -25,6 +28,7 @@
 #include "pooler.h"
 #include "proto.h"
 #include "scram.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -139,6 +143,61 @@ static void login_failed(struct server *s, const char *sqlstate, const char *msg
 	/* Record the failure first: closing asks the pool for replacements. */
 	pool_server_login_failed(pool, sqlstate, msg);
 	server_close(s, "login failed");
+}
+
+/* The socket is connected: ask for TLS where the mode wants it, else log in. */
+static void begin_login(struct server *s)
+{
+	s->state = SV_LOGIN;
+	sbuf_resume(&s->sb);
+	if (s->sb.is_unix || cf->server_tls_sslmode == TLS_MODE_DISABLE) {
+		send_startup(s);
+		return;
+	}
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	pktbuf_put_uint32(&pb, 8);
+	pktbuf_put_uint32(&pb, PROTO_SSL_CODE);
+	s->tls_answer_pending = true;
+	sbuf_send(&s->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+}
+
+/*
+ * The server's one-byte answer to our SSLRequest. Bytes behind an 'S'
+ * were sent in clear text before the handshake and could be a
+ * man-in-the-middle's (CVE-2021-23222): they fail the login.
+ */
+static void read_tls_answer(struct server *s)
+{
+	struct evbuffer *in = s->sb.in;
+	uint8_t answer;
+	if (evbuffer_remove(in, &answer, 1) != 1)
+		return;
+	s->tls_answer_pending = false;
+	bool more = evbuffer_get_length(in) > 0;
+	if (answer == 'S' && !more) {
+		struct ssl_st *ssl = tls_server_session(s->pool->db->conf.host);
+		if (!ssl || !sbuf_start_tls(&s->sb, ssl))
+			login_failed(s, "08006", "could not start TLS");
+		return; /* the startup packet goes out once the handshake is done */
+	}
+	if (answer == 'N' && !more) {
+		if (cf->server_tls_sslmode >= TLS_MODE_REQUIRE) {
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+			         "server refused TLS, which server_tls_sslmode = %s requires",
+			         config_tls_mode_name(cf->server_tls_sslmode));
+			login_failed(s, "08006", msg);
+			return;
+		}
+		send_startup(s);
+		return;
+	}
+	login_failed(s, "08P01",
+	             answer == 'S' || answer == 'N'
+	                 ? "server sent unencrypted data after its answer to the TLS request"
+	                 : "server gave an invalid answer to the TLS request");
 }
 
 static bool try_next_address(struct server *s);
@@ -828,6 +887,10 @@ static void process_whole(struct server *s)
 
 static void server_on_read(struct server *s)
 {
+	if (s->tls_answer_pending) {
+		read_tls_answer(s);
+		return;
+	}
 	if (s->state == SV_ACTIVE && s->client && s->task == TASK_NONE) {
 		struct client *c = s->client;
 		if (!server_process(s))
@@ -861,10 +924,18 @@ static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
 		server_on_read(s);
 		break;
 	case SBUF_EV_CONNECTED:
-		s->state = SV_LOGIN;
-		sbuf_resume(&s->sb);
+		begin_login(s);
+		break;
+	case SBUF_EV_TLS_READY:
 		send_startup(s);
 		break;
+	case SBUF_EV_TLS_FAILED: {
+		char why[256], msg[320];
+		snprintf(msg, sizeof(msg), "TLS handshake with the server failed: %s",
+		         sbuf_tls_error(sb, why, sizeof(why)));
+		login_failed(s, "08006", msg);
+		break;
+	}
 	case SBUF_EV_CONNECT_FAILED: {
 		if (try_next_address(s))
 			break;

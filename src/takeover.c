@@ -363,10 +363,11 @@ static void listener_rows(struct takeover *t)
 	}
 }
 
+/* A TLS session's keys live in our memory: the socket alone is no use to another process. */
 static bool transferable_server(const struct server *s)
 {
-	return (s->state == SV_IDLE || s->state == SV_ACTIVE) && server_settled(s) &&
-	       evbuffer_get_length(s->sb.in) <= MAX_PENDING;
+	return (s->state == SV_IDLE || s->state == SV_ACTIVE) && !sbuf_is_tls(&s->sb) &&
+	       server_settled(s) && evbuffer_get_length(s->sb.in) <= MAX_PENDING;
 }
 
 static void server_rows(struct takeover *t, bool secrets)
@@ -424,6 +425,11 @@ static void client_rows(struct takeover *t, bool secrets)
 		if (c->admin || !c->pool || c->state == CL_CLOSED || c->state == CL_LOGIN ||
 		    c->state == CL_WELCOME)
 			continue;
+		if (sbuf_is_tls(&c->sb)) {
+			if (secrets)
+				cl_log(LOG_LVL_WARNING, c, "not handed over: TLS connection");
+			continue;
+		}
 		if (secrets &&
 		    (!client_settled(c) || (c->server && !transferable_server(c->server)) ||
 		     evbuffer_get_length(c->sb.in) > MAX_PENDING)) {

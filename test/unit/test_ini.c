@@ -503,11 +503,12 @@ static void test_bad_values(void)
 	expect_load_error("[pgbouncer]\npeer_id = 20000\n", "peer_id: 20000 is out of range");
 	expect_load_error("[pgbouncer]\nclient_tls_sslmode = sometimes\n",
 	                  "client_tls_sslmode: invalid TLS mode");
-	/* Fail closed: a file that demands TLS must not run in clear text. */
-	expect_load_error("[pgbouncer]\nclient_tls_sslmode = require\n",
-	                  "pgbouncer.ini:2: client_tls_sslmode: \"require\" demands TLS");
-	expect_load_error("[pgbouncer]\nserver_tls_sslmode = verify-full\n",
-	                  "server_tls_sslmode: \"verify-full\" demands TLS");
+	expect_load_error("[pgbouncer]\nclient_tls_protocols = tlsv1.2,sslv3\n",
+	                  "pgbouncer.ini:2: client_tls_protocols: unknown TLS protocol \"sslv3\"");
+	expect_load_error("[pgbouncer]\nserver_tls_protocols = ,\n",
+	                  "server_tls_protocols: no TLS protocol given");
+	expect_load_error("[pgbouncer]\nclient_tls_dheparams = 512\n",
+	                  "client_tls_dheparams: invalid DHE parameters \"512\"");
 
 	expect_load_error("[pgbouncer]\nlisten_port = 6432\nno_such_thing = 1\n",
 	                  "pgbouncer.ini:3: no_such_thing: unknown setting");
@@ -678,14 +679,14 @@ static void test_users(void)
 
 static void test_not_implemented(void)
 {
-	put("tls.ini", "client_tls_sslmode = prefer\npeer_id = 2\n");
+	put("tls.ini", "login_notify_message = hello\npeer_id = 2\n");
 	capture_start();
 	char *err;
 	struct config *c = load_text("[pgbouncer]\n"
 	                             "listen_port = 6000\n"
-	                             "client_tls_sslmode = disable\n"
+	                             "login_notify_message = hi\n"
 	                             "peer_id = 1\n"
-	                             "client_tls_key_file = /etc/key.pem\n"
+	                             "auth_ldap_options = x\n"
 	                             "%include tls.ini\n"
 	                             "[databases]\n"
 	                             "a = host=x server_lifetime=60 max_db_client_connections=5\n"
@@ -706,12 +707,12 @@ static void test_not_implemented(void)
 	}
 	CHECK(c->listen_port == 6000);
 	CHECK(count(log, "WARNING") == 8);
-	CHECK(count(log, "setting \"client_tls_sslmode\" is accepted but not implemented yet; "
+	CHECK(count(log, "setting \"login_notify_message\" is accepted but not implemented yet; "
 	                 "it has no effect") == 1);
-	CHECK(count(log, "pgbouncer.ini:3: setting \"client_tls_sslmode\"") == 1);
+	CHECK(count(log, "pgbouncer.ini:3: setting \"login_notify_message\"") == 1);
 	CHECK(count(log, "pgbouncer.ini:4: setting \"peer_id\"") == 1);
 	CHECK(count(log, "setting \"peer_id\"") == 1);
-	CHECK(count(log, "setting \"client_tls_key_file\"") == 1);
+	CHECK(count(log, "setting \"auth_ldap_options\"") == 1);
 	CHECK(count(log, "pgbouncer.ini:8: parameter \"server_lifetime\" in [databases] is "
 	                 "accepted but not implemented yet") == 1);
 	CHECK(count(log, "parameter \"server_lifetime\"") == 1);
@@ -723,9 +724,9 @@ static void test_not_implemented(void)
 
 	/* SHOW CONFIG shows what the file said last, not the default. */
 	char buf[256];
-	CHECK_STR(config_show_value(c, "client_tls_sslmode", buf, sizeof(buf)), "prefer");
+	CHECK_STR(config_show_value(c, "login_notify_message", buf, sizeof(buf)), "hello");
 	CHECK_STR(config_show_value(c, "peer_id", buf, sizeof(buf)), "2");
-	CHECK_STR(config_show_value(c, "client_tls_key_file", buf, sizeof(buf)), "/etc/key.pem");
+	CHECK_STR(config_show_value(c, "auth_ldap_options", buf, sizeof(buf)), "x");
 	CHECK_STR(config_show_value(c, "client_tls_ciphers", buf, sizeof(buf)), "default");
 	config_free(c);
 	free(log);
@@ -1007,12 +1008,60 @@ static void test_settings_table(void)
 		if (strcmp(cur.name, "default_pool_size") == 0)
 			CHECK(cur.reloadable && cur.implemented);
 		if (strcmp(cur.name, "client_tls_sslmode") == 0)
+			CHECK(cur.reloadable && cur.implemented);
+		if (strcmp(cur.name, "peer_id") == 0)
 			CHECK(!cur.implemented);
 	}
 	config_free(c);
 }
 
 /* The global is defined by config.c and starts out empty. */
+static void test_tls_settings(void)
+{
+	char *err = NULL;
+	struct config *c = load_text("[pgbouncer]\n"
+	                             "client_tls_sslmode = Verify-Full\n"
+	                             "client_tls_key_file = /k.pem\n"
+	                             "server_tls_sslmode = require\n"
+	                             "server_tls_protocols = tlsv1.3\n",
+	                             &err);
+	CHECK(c != NULL);
+	if (!c) {
+		free(err);
+		return;
+	}
+	CHECK(c->client_tls_sslmode == TLS_MODE_VERIFY_FULL);
+	CHECK(c->server_tls_sslmode == TLS_MODE_REQUIRE);
+	CHECK_STR(c->client_tls_key_file, "/k.pem");
+	CHECK(c->client_tls_cert_file == NULL);
+	CHECK(c->client_tls13_ciphers == NULL);
+	CHECK_STR(c->client_tls_protocols, "secure");
+	char buf[256];
+	CHECK_STR(config_show_value(c, "client_tls_sslmode", buf, sizeof(buf)), "verify-full");
+	CHECK_STR(config_show_value(c, "server_tls_protocols", buf, sizeof(buf)), "tlsv1.3");
+	/* Later checks (tls.c) name the line a file setting came from. */
+	CHECK(strstr(config_origin(c, "client_tls_key_file"), "/pgbouncer.ini:3") != NULL);
+	CHECK(strstr(config_origin(c, "client_tls_cert_file"), "pgbouncer.ini") != NULL);
+	/* SET on the console stores the mode too, and names itself as the origin. */
+	CHECK(config_set(c, "server_tls_sslmode", "verify-ca", &err));
+	CHECK(c->server_tls_sslmode == TLS_MODE_VERIFY_CA);
+	CHECK_STR(config_origin(c, "server_tls_sslmode"), "SET on the console");
+	CHECK(!config_set(c, "server_tls_sslmode", "always", &err));
+	free(err);
+	CHECK(c->server_tls_sslmode == TLS_MODE_VERIFY_CA);
+	config_free(c);
+
+	unsigned bits = 0;
+	char *why = NULL;
+	CHECK(config_tls_protocols("secure", &bits, &why) &&
+	      bits == (CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3));
+	CHECK(config_tls_protocols("TLSv1.0, tlsv1.2", &bits, &why) &&
+	      bits == (CONFIG_TLS_V1_0 | CONFIG_TLS_V1_2));
+	CHECK(config_tls_protocols("legacy", &bits, &why) && bits == 0x0f);
+	CHECK(!config_tls_protocols("tlsv1.4", &bits, &why));
+	free(why);
+}
+
 static void test_global(void)
 {
 	CHECK(cf == NULL);
@@ -1037,6 +1086,7 @@ int main(void)
 	test_realistic();
 	test_helpers();
 	test_settings_table();
+	test_tls_settings();
 
 	char cmd[PATH_MAX + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
