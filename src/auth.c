@@ -28,6 +28,7 @@
 #include "client.h"
 #include "config.h"
 #include "hba.h"
+#include "ident.h"
 #include "log.h"
 #include "md5.h"
 #include "pool.h"
@@ -41,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -60,12 +62,14 @@ struct auth_state {
 	struct pool_db *db;
 	enum auth_type method;
 	char *secret; /* NULL: unknown user */
+	char *map;    /* the hba line's map= (cert, peer), or NULL */
 	uint8_t salt[4];
 	struct scram_server scram;
 };
 
 static struct authfile *auth_file;
 static struct hba *hba_rules;
+static struct ident_map *ident_map;
 
 bool auth_load_files(char **err)
 {
@@ -88,9 +92,17 @@ bool auth_load_files(char **err)
 			return false;
 		}
 	}
+	struct ident_map *ident = NULL;
+	if (cf->auth_ident_file && !(ident = ident_load(cf->auth_ident_file, err))) {
+		authfile_free(af);
+		if (hba)
+			hba_free(hba);
+		return false;
+	}
 	auth_free_files();
 	auth_file = af;
 	hba_rules = hba;
+	ident_map = ident;
 	return true;
 }
 
@@ -100,8 +112,10 @@ void auth_free_files(void)
 		authfile_free(auth_file);
 	if (hba_rules)
 		hba_free(hba_rules);
+	ident_free(ident_map);
 	auth_file = NULL;
 	hba_rules = NULL;
+	ident_map = NULL;
 }
 
 void auth_free(struct client *c)
@@ -114,6 +128,7 @@ void auth_free(struct client *c)
 		OPENSSL_cleanse(a->secret, strlen(a->secret));
 		free(a->secret);
 	}
+	free(a->map);
 	free(a);
 	c->auth = NULL;
 }
@@ -181,6 +196,31 @@ const char *auth_query_text(const struct client *c)
 }
 
 /* Sends the first request of the method now that the secret is known. */
+/* The outside identity (certificate CN, OS user) may log in as the requested user. */
+static bool identity_may_be(const struct client *c, const char *who)
+{
+	const char *map = c->auth->map;
+	return map ? ident_allows(ident_map, map, who, c->user) : strcmp(who, c->user) == 0;
+}
+
+/*
+ * The OS user at the other end of a unix socket. getpwuid_r can block on
+ * a network directory service; local logins are rare and the answer is
+ * one file lookup on a usual host.
+ */
+static bool peer_os_user(const struct client *c, char *name, size_t len)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(c->sb.fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0)
+		return false;
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	if (getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &found) != 0 || !found)
+		return false;
+	return strlcpy_s(name, found->pw_name, len) < len;
+}
+
 static void begin_exchange(struct client *c)
 {
 	struct auth_state *a = c->auth;
@@ -243,8 +283,9 @@ static void begin_exchange(struct client *c)
 			                                : "TLS connection required");
 			return;
 		}
-		if (strcmp(name, c->user) != 0) {
-			cl_log(LOG_LVL_LOG, c, "login failed: certificate is for \"%s\"", name);
+		if (!identity_may_be(c, name)) {
+			cl_log(LOG_LVL_LOG, c, "login failed: certificate for \"%s\"%s%s", name,
+			       a->map ? " not allowed by map " : "", a->map ? a->map : "");
 			client_fail(c, "28000", "certificate authentication failed for user \"%s\"",
 			            c->user);
 			return;
@@ -252,9 +293,26 @@ static void begin_exchange(struct client *c)
 		succeed(c);
 		return;
 	}
-	case AUTH_TYPE_PEER:
-		client_fail(c, "28000", "peer authentication is not supported");
+	case AUTH_TYPE_PEER: {
+		char name[256];
+		if (!c->sb.is_unix || !peer_os_user(c, name, sizeof(name))) {
+			cl_log(LOG_LVL_LOG, c,
+			       "login failed: peer authentication needs a unix socket");
+			client_fail(c, "28000", "peer authentication failed for user \"%s\"",
+			            c->user);
+			return;
+		}
+		if (!identity_may_be(c, name)) {
+			cl_log(LOG_LVL_LOG, c, "login failed: OS user \"%s\"%s%s", name,
+			       a->map ? " not allowed by map " : " is not the user",
+			       a->map ? a->map : "");
+			client_fail(c, "28000", "peer authentication failed for user \"%s\"",
+			            c->user);
+			return;
+		}
+		succeed(c);
 		return;
+	}
 	case AUTH_TYPE_REJECT:
 		cl_log(LOG_LVL_LOG, c, "login rejected by hba");
 		client_fail(c, "08P01", "login rejected");
@@ -266,9 +324,10 @@ static void begin_exchange(struct client *c)
 	client_fail(c, "XX000", "no authentication method");
 }
 
-/* auth_type, or the method of the first matching hba line. */
-static enum auth_type method_for(const struct client *c)
+/* auth_type, or the method (and map) of the first matching hba line. */
+static enum auth_type method_for(const struct client *c, const char **map_out)
 {
+	*map_out = NULL;
 	if (cf->auth_type != AUTH_TYPE_HBA)
 		return cf->auth_type;
 	struct hba_request req = {
@@ -278,11 +337,10 @@ static enum auth_type method_for(const struct client *c)
 	    .database = c->dbname,
 	    .user = c->user,
 	};
-	const char *map = NULL;
-	enum auth_type m = hba_rules ? hba_match(hba_rules, &req, &map) : AUTH_TYPE_REJECT;
-	if (m == AUTH_TYPE_CERT && map) {
-		/* A map needs auth_ident_file, which is not implemented: refuse, never guess. */
-		cl_log(LOG_LVL_WARNING, c, "hba: cert with map=%s is not supported yet", map);
+	enum auth_type m = hba_rules ? hba_match(hba_rules, &req, map_out) : AUTH_TYPE_REJECT;
+	if (*map_out && !ident_map) {
+		/* Fail closed: a map nobody can read allows nobody. */
+		cl_log(LOG_LVL_WARNING, c, "hba: map=%s but no auth_ident_file is set", *map_out);
 		return AUTH_TYPE_REJECT;
 	}
 	return m;
@@ -337,6 +395,7 @@ static bool is_os_admin(const struct client *c)
 
 void auth_start(struct client *c)
 {
+	const char *map;
 	bool admin = admin_is_database(c->dbname);
 	if (admin && is_os_admin(c)) {
 		c->os_admin = true;
@@ -355,7 +414,8 @@ void auth_start(struct client *c)
 		c->auth = a;
 		a->admin = admin;
 		a->no_database = !admin;
-		a->method = method_for(c);
+		a->method = method_for(c, &map);
+		a->map = map ? xstrdup(map) : NULL;
 		const char *secret = auth_file ? authfile_lookup(auth_file, c->user) : NULL;
 		if (secret)
 			a->secret = xstrdup(secret);
@@ -370,7 +430,8 @@ void auth_start(struct client *c)
 	}
 	struct auth_state *a = xcalloc(1, sizeof(*a));
 	c->auth = a;
-	a->method = method_for(c);
+	a->method = method_for(c, &map);
+	a->map = map ? xstrdup(map) : NULL;
 
 	a->db = db;
 	const char *secret = auth_file ? authfile_lookup(auth_file, c->user) : NULL;

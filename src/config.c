@@ -95,7 +95,7 @@ static const struct setting settings[] = {
     STR("auth_dbname", FIELD(auth_dbname), "", SF_EMPTY_NULL),
     STR("auth_file", FIELD(auth_file), "", SF_EMPTY_NULL),
     STR("auth_hba_file", FIELD(auth_hba_file), "", SF_EMPTY_NULL),
-    STR("auth_ident_file", FIELD(auth_ident_file), "", SF_EMPTY_NULL | SF_PENDING),
+    STR("auth_ident_file", FIELD(auth_ident_file), "", SF_EMPTY_NULL),
     STR("auth_ldap_options", NO_FIELD, "", 0),
     STR("auth_query", FIELD(auth_query), DEFAULT_AUTH_QUERY, 0),
     {"auth_type", ST_AUTH_TYPE, FIELD(auth_type), "md5", 0, 0, 0},
@@ -140,7 +140,7 @@ static const struct setting settings[] = {
     INT("max_user_connections", FIELD(max_user_connections), "0", 0, 0, INT_MAX),
     STR("metrics_listen", FIELD(metrics_listen), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     INT("min_pool_size", FIELD(min_pool_size), "0", 0, 0, INT_MAX),
-    INT("peer_id", FIELD(peer_id), "0", 0, 0, 16383),
+    INT("peer_id", FIELD(peer_id), "0", SF_NO_RELOAD, 0, 16383),
     STR("pidfile", FIELD(pidfile), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     /* Every connection holds buffers of this size: bounded so a typo cannot exhaust memory. */
     INT("pkt_buf", FIELD(pkt_buf), "4096", SF_NO_RELOAD, 512, 16 * 1024 * 1024),

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from conftest import IS_PGBOUNCER
-from test_admin import admin_pooler, console, one, run, show
+from test_admin import admin_pooler, one, show
 
 pytestmark = pytest.mark.skipif(IS_PGBOUNCER, reason="needs two poolers on one port")
 
@@ -34,8 +34,10 @@ def peered_pair(pooler):
     return a, b
 
 
-def owner_pid(conn):
-    return conn.execute("select pg_backend_pid()").fetchone()[0]
+def own_console(p):
+    """The console of this very process: its own unix socket, not the shared port."""
+    return psycopg.connect(host=str(p.sockdir), port=p.port, dbname="pgbouncer",
+                           user="adminuser", autocommit=True)
 
 
 def test_cancel_requests_reach_the_process_that_holds_the_query(pooler, pg):
@@ -64,7 +66,7 @@ def test_cancel_requests_reach_the_process_that_holds_the_query(pooler, pg):
         assert time.monotonic() - started < 5
         # Both processes served clients, and at least one request had to
         # travel to the other (8 cancels over two processes).
-        with console(a) as ca:
+        with own_console(a) as ca:
             a_clients = [r for r in show(ca, "CLIENTS") if r["database"] == "testdb"]
         assert 0 < len(a_clients) < len(conns), "so_reuseport did not spread the clients"
         assert "forwarding cancel request to peer" in a.log() + b.log()
@@ -75,7 +77,7 @@ def test_cancel_requests_reach_the_process_that_holds_the_query(pooler, pg):
 
 def test_show_peers_and_peer_pools(pooler):
     a, b = peered_pair(pooler)
-    with console(a) as c:
+    with own_console(a) as c:
         peers = show(c, "PEERS")
         assert [(r["peer_id"], r["host"], r["pool_size"]) for r in peers] == \
             [("1", str(a.sockdir), "10"), ("2", str(b.sockdir), "10")]
@@ -96,7 +98,7 @@ def test_peer_id_is_kept_across_reload_and_keys_still_cancel(pooler):
         with pytest.raises(psycopg.errors.QueryCanceled):
             c.execute("select pg_sleep(10)")
         t.join()
-    with console(a) as c:
+    with own_console(a) as c:
         assert one(show(c, "CONFIG"), key="peer_id")["value"] == "1"
 
 

@@ -679,13 +679,13 @@ static void test_users(void)
 
 static void test_not_implemented(void)
 {
-	put("tls.ini", "login_notify_message = hello\npeer_id = 2\n");
+	put("tls.ini", "login_notify_message = hello\njob_name = 2\n");
 	capture_start();
 	char *err;
 	struct config *c = load_text("[pgbouncer]\n"
 	                             "listen_port = 6000\n"
 	                             "login_notify_message = hi\n"
-	                             "peer_id = 1\n"
+	                             "job_name = 1\n"
 	                             "auth_ldap_options = x\n"
 	                             "%include tls.ini\n"
 	                             "[databases]\n"
@@ -706,12 +706,12 @@ static void test_not_implemented(void)
 		return;
 	}
 	CHECK(c->listen_port == 6000);
-	CHECK(count(log, "WARNING") == 8);
+	CHECK(count(log, "WARNING") == 7);
 	CHECK(count(log, "setting \"login_notify_message\" is accepted but not implemented yet; "
 	                 "it has no effect") == 1);
 	CHECK(count(log, "pgbouncer.ini:3: setting \"login_notify_message\"") == 1);
-	CHECK(count(log, "pgbouncer.ini:4: setting \"peer_id\"") == 1);
-	CHECK(count(log, "setting \"peer_id\"") == 1);
+	CHECK(count(log, "pgbouncer.ini:4: setting \"job_name\"") == 1);
+	CHECK(count(log, "setting \"job_name\"") == 1);
 	CHECK(count(log, "setting \"auth_ldap_options\"") == 1);
 	CHECK(count(log, "pgbouncer.ini:8: parameter \"server_lifetime\" in [databases] is "
 	                 "accepted but not implemented yet") == 1);
@@ -719,13 +719,16 @@ static void test_not_implemented(void)
 	CHECK(count(log, "parameter \"max_db_client_connections\" in [databases]") == 1);
 	CHECK(count(log, "parameter \"pool_size\" in [users]") == 1);
 	CHECK(count(log, "parameter \"client_idle_timeout\" in [users]") == 1);
-	CHECK(count(log, "pgbouncer.ini:13: section [peers] is accepted but peering is not "
-	                 "implemented yet") == 1);
+	CHECK(count(log, "[peers]") == 0); /* peering is implemented */
+	CHECK(c->peers && c->peers->id == 1 && strcmp(c->peers->host, "/tmp/pgb1") == 0 &&
+	      c->peers->port == 6432 && c->peers->pool_size == -1);
+	CHECK(c->peers && c->peers->next && c->peers->next->port == 6433 && !c->peers->next->next);
+	CHECK(config_find_peer(c, 2) && !config_find_peer(c, 3));
 
 	/* SHOW CONFIG shows what the file said last, not the default. */
 	char buf[256];
 	CHECK_STR(config_show_value(c, "login_notify_message", buf, sizeof(buf)), "hello");
-	CHECK_STR(config_show_value(c, "peer_id", buf, sizeof(buf)), "2");
+	CHECK_STR(config_show_value(c, "job_name", buf, sizeof(buf)), "2");
 	CHECK_STR(config_show_value(c, "auth_ldap_options", buf, sizeof(buf)), "x");
 	CHECK_STR(config_show_value(c, "client_tls_ciphers", buf, sizeof(buf)), "default");
 	config_free(c);
@@ -733,14 +736,15 @@ static void test_not_implemented(void)
 
 	/* A second load warns again: once per setting per load. */
 	capture_start();
-	c = load_text("[pgbouncer]\npeer_id = 1\n", &err);
+	c = load_text("[pgbouncer]\njob_name = 1\n", &err);
 	log = capture_stop();
 	CHECK(c != NULL);
-	CHECK(count(log, "setting \"peer_id\"") == 1);
+	CHECK(count(log, "setting \"job_name\"") == 1);
 	config_free(c);
 	free(log);
 
 	expect_load_error("[pgbouncer]\n[peers]\nx = host=a\n", "x: peer id must be a number");
+	expect_load_error("[pgbouncer]\n[peers]\n1 = host=a\n1 = host=b\n", "1: peer 1 is listed twice");
 	expect_load_error("[pgbouncer]\n[peers]\n1 = port=5\n", "1: a peer needs host=");
 	expect_load_error("[pgbouncer]\n[peers]\n1 = host=a user=b\n",
 	                  "unknown parameter \"user\"");
@@ -1010,7 +1014,7 @@ static void test_settings_table(void)
 		if (strcmp(cur.name, "client_tls_sslmode") == 0)
 			CHECK(cur.reloadable && cur.implemented);
 		if (strcmp(cur.name, "peer_id") == 0)
-			CHECK(!cur.implemented);
+			CHECK(cur.implemented && !cur.reloadable);
 	}
 	config_free(c);
 }
