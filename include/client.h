@@ -103,6 +103,14 @@ void client_close(struct client *client, const char *reason);
 /* Auth exchange finished successfully (called by auth.c). */
 void client_auth_done(struct client *client);
 
+/*
+ * A cancel request for a client whose request still waits for a server:
+ * no server saw it, so it is answered as PostgreSQL answers a cancelled
+ * statement and dropped (up to its Sync). False if it cannot be done
+ * (the request is not all here yet).
+ */
+bool client_cancel_waiting(struct client *client);
+
 /* Server output to this client hit the limit / drained: back-pressure. */
 void client_resume_reading(struct client *client);
 

@@ -134,6 +134,8 @@ enum link_result pool_request_server(struct client *client) MUST_CHECK;
 void pool_request_auth_query(struct pool *pool, struct client *client);
 /* Server's transaction ended: back to idle, or to reset, or closed. */
 void pool_release_server(struct server *server);
+/* A waiting client stops waiting (its request was cancelled). */
+void pool_client_unwait(struct client *client);
 /* The client is gone: unlinks it and decides what its server needs. */
 void pool_client_gone(struct client *client);
 

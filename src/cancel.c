@@ -316,6 +316,8 @@ void cancel_request(const uint8_t *pidkey, size_t len)
 		if (c->server && c->server->state == SV_ACTIVE) {
 			cl_log(LOG_LVL_LOG, c, "forwarding cancel request");
 			server_send_cancel(c->server);
+		} else if (c->state == CL_WAITING) {
+			client_cancel_waiting(c);
 		}
 		return;
 	}

@@ -682,6 +682,52 @@ static void client_on_read(struct client *c)
 	}
 }
 
+/* Bytes of the client's first request: a Query or FunctionCall, or messages up to a Sync. */
+static size_t first_request_len(struct evbuffer *in)
+{
+	size_t total = evbuffer_get_length(in), pos = 0;
+	while (pos + PROTO_HEADER_LEN <= total) {
+		uint8_t hdr[PROTO_HEADER_LEN];
+		struct evbuffer_ptr at;
+		evbuffer_ptr_set(in, &at, pos, EVBUFFER_PTR_SET);
+		if (evbuffer_copyout_from(in, &at, hdr, sizeof(hdr)) != (ev_ssize_t)sizeof(hdr))
+			return 0;
+		uint8_t type;
+		uint32_t len;
+		const char *err;
+		if (proto_read_header(hdr, sizeof(hdr), PROTO_MAX_MESSAGE, &type, &len, &err) !=
+		    PROTO_OK)
+			return 0;
+		pos += PROTO_HEADER_LEN + len;
+		if (pos > total)
+			return 0;
+		if (type == 'Q' || type == 'F' || type == 'S')
+			return pos;
+	}
+	return 0;
+}
+
+bool client_cancel_waiting(struct client *c)
+{
+	if (c->state != CL_WAITING)
+		return false;
+	size_t n = first_request_len(c->sb.in);
+	if (n == 0)
+		return false;
+	evbuffer_drain(c->sb.in, n);
+	pool_client_unwait(c);
+	cl_log(LOG_LVL_LOG, c, "cancel request for a query still waiting for a server: dropped");
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_error(&pb, "ERROR", "57014", "canceling statement due to user request");
+	proto_build_ready(&pb, 'I');
+	bool ok = sbuf_send(&c->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+	if (ok)
+		client_resume_reading(c);
+	return true;
+}
+
 void client_resume_reading(struct client *c)
 {
 	if (c->state == CL_IDLE || c->state == CL_ACTIVE)

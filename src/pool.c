@@ -402,6 +402,12 @@ void pool_adopt_client(struct pool *pool, struct client *c, struct server *s)
 	c->state = CL_ACTIVE;
 }
 
+void pool_client_unwait(struct client *c)
+{
+	c->state = CL_IDLE;
+	move(&c->pool->active_clients, &c->node);
+}
+
 void pool_client_gone(struct client *c)
 {
 	struct server *s = c->server;

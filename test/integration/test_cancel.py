@@ -75,3 +75,28 @@ def test_cancel_with_psql_sigint(pooler):
     assert time.monotonic() - start < 3
     assert "canceling statement due to user request" in err
     p.assert_serves()
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_cancel_of_a_query_still_waiting_for_a_server(pooler, conns, mode):
+    # The only server is busy; the second client's query waits in the pooler.
+    # Its cancel is answered there, as PostgreSQL would answer it, and the
+    # client goes on once a server is free.
+    p = pooler(settings={"pool_mode": mode, "default_pool_size": "1"})
+    holder = p.connect()
+    conns.append(holder)
+    holder.execute("begin")
+    holder.execute("select 1")
+    waiter = p.connect()
+    conns.append(waiter)
+    timer = threading.Timer(0.5, waiter.cancel)
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(psycopg.errors.QueryCanceled, match="canceling statement"):
+        waiter.execute("select 'never ran'")
+    assert time.monotonic() - start < 3
+    timer.join(5)
+    p.wait_log(r"still waiting for a server: dropped")
+    holder.execute("commit")
+    holder.close()
+    assert waiter.execute("select 'after'").fetchone()[0] == "after"
