@@ -33,5 +33,10 @@ void pktbuf_put_uint32(struct pktbuf *pb, uint32_t v);
 void pktbuf_put_bytes(struct pktbuf *pb, const void *p, size_t n);
 /* Writes the string and its terminating NUL. */
 void pktbuf_put_string(struct pktbuf *pb, const char *s);
+/* Writes n bytes as lower-case hex digits. */
+void pktbuf_put_hex(struct pktbuf *pb, const void *p, size_t n);
+
+/* The bytes written as a malloc'd C string; pb is freed. */
+char *pktbuf_take_string(struct pktbuf *pb);
 
 #endif

@@ -83,3 +83,18 @@ void pktbuf_end(struct pktbuf *pb)
 	p[2] = (uint8_t)(n >> 8);
 	p[3] = (uint8_t)n;
 }
+
+void pktbuf_put_hex(struct pktbuf *pb, const void *p, size_t n)
+{
+	char *hex = hex_encode(p, n);
+	pktbuf_put_bytes(pb, hex, n * 2);
+	free(hex);
+}
+
+char *pktbuf_take_string(struct pktbuf *pb)
+{
+	pktbuf_put_byte(pb, '\0');
+	char *s = xstrdup((const char *)pb->data);
+	pktbuf_free(pb);
+	return s;
+}

@@ -810,21 +810,6 @@ bool prepared_server_portable(const struct server *s)
 	return true;
 }
 
-static void put_hex(struct pktbuf *pb, const void *p, size_t n)
-{
-	char *hex = hex_encode(p, n);
-	pktbuf_put_bytes(pb, hex, n * 2);
-	free(hex);
-}
-
-static char *finish(struct pktbuf *pb)
-{
-	pktbuf_put_byte(pb, '\0');
-	char *s = xstrdup((const char *)pb->data);
-	pktbuf_free(pb);
-	return s;
-}
-
 char *prepared_server_export(const struct server *s)
 {
 	const struct prepared_server *ps = s->prepared;
@@ -843,9 +828,9 @@ char *prepared_server_export(const struct server *s)
 		int n = snprintf(id, sizeof(id), "%s%llu:", it == ps->lru.next ? "" : ",",
 		                 (unsigned long long)st->id);
 		pktbuf_put_bytes(&pb, id, (size_t)n);
-		put_hex(&pb, st->body, st->body_len);
+		pktbuf_put_hex(&pb, st->body, st->body_len);
 	}
-	return finish(&pb);
+	return pktbuf_take_string(&pb);
 }
 
 char *prepared_client_export(const struct client *c)
@@ -859,12 +844,12 @@ char *prepared_client_export(const struct client *c)
 		for (const struct client_name *cn = pc->buckets[i]; cn; cn = cn->next) {
 			if (pb.len)
 				pktbuf_put_byte(&pb, ',');
-			put_hex(&pb, cn->name, strlen(cn->name));
+			pktbuf_put_hex(&pb, cn->name, strlen(cn->name));
 			pktbuf_put_byte(&pb, ':');
-			put_hex(&pb, cn->stmt->body, cn->stmt->body_len);
+			pktbuf_put_hex(&pb, cn->stmt->body, cn->stmt->body_len);
 		}
 	}
-	return finish(&pb);
+	return pktbuf_take_string(&pb);
 }
 
 /* Calls fn for each "key:hexvalue" item; key is as written, value decoded. */

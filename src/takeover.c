@@ -132,17 +132,7 @@ static void pairs_add(struct pktbuf *pb, const char *name, const char *value)
 		pktbuf_put_byte(pb, ',');
 	pktbuf_put_bytes(pb, name, strlen(name));
 	pktbuf_put_byte(pb, '=');
-	char *hex = hex_encode((const uint8_t *)value, strlen(value));
-	pktbuf_put_bytes(pb, hex, strlen(hex));
-	free(hex);
-}
-
-static char *pairs_finish(struct pktbuf *pb)
-{
-	pktbuf_put_byte(pb, '\0');
-	char *s = xstrdup((const char *)pb->data);
-	pktbuf_free(pb);
-	return s;
+	pktbuf_put_hex(pb, value, strlen(value));
 }
 
 static char *encode_vars(const struct varcache *vc)
@@ -154,7 +144,7 @@ static char *encode_vars(const struct varcache *vc)
 		if (v)
 			pairs_add(&pb, varcache_name(i), v);
 	}
-	return pairs_finish(&pb);
+	return pktbuf_take_string(&pb);
 }
 
 static char *encode_params(const struct param_list *pl)
@@ -163,7 +153,7 @@ static char *encode_params(const struct param_list *pl)
 	pktbuf_init(&pb);
 	for (int i = 0; i < pl->count; i++)
 		pairs_add(&pb, pl->names[i], pl->values[i]);
-	return pairs_finish(&pb);
+	return pktbuf_take_string(&pb);
 }
 
 typedef void (*pair_fn)(void *arg, const char *name, const char *value);
