@@ -158,7 +158,7 @@ static const struct setting settings[] = {
     TIME("server_check_delay", FIELD(server_check_delay), "30", 0),
     STR("server_check_query", FIELD(server_check_query), "<empty>", SF_CHECK_QUERY),
     TIME("server_connect_timeout", FIELD(server_connect_timeout), "15", 0),
-    BOOL("server_fast_close", FIELD(server_fast_close), "0", SF_PENDING),
+    BOOL("server_fast_close", FIELD(server_fast_close), "0", 0),
     TIME("server_idle_timeout", FIELD(server_idle_timeout), "600", 0),
     TIME("server_lifetime", FIELD(server_lifetime), "3600", 0),
     TIME("server_login_retry", FIELD(server_login_retry), "15", 0),

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "pool.h"
 #include "pooler.h"
+#include "prepared.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -92,6 +93,20 @@ static usec_t client_idle_limit(const struct client *c)
 	return config_user_time(u ? u->client_idle_timeout : 0, cf->client_idle_timeout);
 }
 
+/*
+ * server_fast_close: RECONNECT or a RELOAD that moved the database marked
+ * this session's server dirty. Once its transaction is over and the client
+ * has sent nothing since (xact_start is cleared at an idle ReadyForQuery
+ * and set by the next message), close both, so the client notices that
+ * its session ended instead of carrying on against the old server.
+ */
+static bool fast_close_due(const struct client *c, const struct server *s)
+{
+	return cf->server_fast_close && s->dirty && pool_mode_of(s->pool) == POOL_MODE_SESSION &&
+	       s->expect_ready == 0 && s->tx_status == 'I' && c->xact_start == 0 &&
+	       !prepared_busy(s);
+}
+
 static void check_client(struct client *c, usec_t now)
 {
 	struct server *s = c->server;
@@ -123,6 +138,10 @@ static void check_client(struct client *c, usec_t now)
 	}
 	if (!s || s->task != TASK_NONE)
 		return;
+	if (fast_close_due(c, s)) {
+		end_linked(c, s, "database configuration changed");
+		return;
+	}
 	/* Server-side timeouts follow the pool's login user, as in PgBouncer. */
 	const struct user_config *pu = cf->users ? config_find_user(cf, s->pool->user->name) : NULL;
 	usec_t xact_limit =
