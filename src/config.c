@@ -148,7 +148,7 @@ static const struct setting settings[] = {
     TIME("pool_idle_timeout", NO_FIELD, "0", 0),
     {"pool_mode", ST_POOL_MODE, FIELD(pool_mode), "session", 0, 0, 0},
     TIME("query_timeout", FIELD(query_timeout), "0", 0),
-    TIME("query_wait_notify", FIELD(query_wait_notify), "5", SF_PENDING),
+    TIME("query_wait_notify", FIELD(query_wait_notify), "5", 0),
     TIME("query_wait_timeout", FIELD(query_wait_timeout), "120", 0),
     INT("reserve_pool_size", FIELD(reserve_pool_size), "0", 0, 0, INT_MAX),
     TIME("reserve_pool_timeout", FIELD(reserve_pool_timeout), "5", 0),

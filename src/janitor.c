@@ -7,9 +7,11 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "pktbuf.h"
 #include "pool.h"
 #include "pooler.h"
 #include "prepared.h"
+#include "proto.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -93,6 +95,23 @@ static usec_t client_idle_limit(const struct client *c)
 	return config_user_time(u ? u->client_idle_timeout : 0, cf->client_idle_timeout);
 }
 
+/* PgBouncer 1.25's text, sent once per client connection. */
+static void notify_waiting(struct client *c, usec_t now)
+{
+	if (cf->query_wait_notify <= 0 || c->wait_notified ||
+	    now - c->request_time <= cf->query_wait_notify)
+		return;
+	c->wait_notified = true;
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_notice(&pb, "00000",
+	                   "No server connection available in postgres backend, client being "
+	                   "queued");
+	if (!sbuf_send(&c->sb, pb.data, pb.len))
+		cl_log(LOG_LVL_WARNING, c, "could not send the queueing notice");
+	pktbuf_free(&pb);
+}
+
 /*
  * server_fast_close: RECONNECT or a RELOAD that moved the database marked
  * this session's server dirty. Once its transaction is over and the client
@@ -124,6 +143,8 @@ static void check_client(struct client *c, usec_t now)
 		                                        client_user(c));
 		if (wait > 0 && now - c->request_time > wait)
 			client_fail(c, "08P01", "query_wait_timeout");
+		else
+			notify_waiting(c, now);
 		return;
 	}
 	case CL_IDLE:
