@@ -227,16 +227,18 @@ static void begin_exchange(struct client *c)
 		struct scram_secret secret;
 		bool ok;
 		if (!a->secret) {
-			ok = scram_server_start_unknown_user(&a->scram, c->user);
+			ok = scram_server_start_unknown_user(&a->scram, c->user,
+			                                     cf->scram_iterations);
 		} else if (secret_kind_of(a->secret) == SECRET_SCRAM) {
 			ok = scram_parse_secret(a->secret, &secret) &&
 			     scram_server_start(&a->scram, &secret);
 		} else if (secret_kind_of(a->secret) == SECRET_PLAIN) {
-			scram_secret_from_password(a->secret, &secret);
+			scram_secret_from_password(a->secret, cf->scram_iterations, &secret);
 			ok = scram_server_start(&a->scram, &secret);
 		} else {
 			/* An md5 hash cannot answer a SCRAM exchange. */
-			ok = scram_server_start_unknown_user(&a->scram, c->user);
+			ok = scram_server_start_unknown_user(&a->scram, c->user,
+			                                     cf->scram_iterations);
 		}
 		if (!ok) {
 			client_fail(c, "XX000", "SCRAM authentication could not start");

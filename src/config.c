@@ -154,7 +154,7 @@ static const struct setting settings[] = {
     TIME("reserve_pool_timeout", FIELD(reserve_pool_timeout), "5", 0),
     STR("resolv_conf", FIELD(resolv_conf), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     INT("sbuf_loopcnt", FIELD(sbuf_loopcnt), "5", 0, 0, INT_MAX),
-    INT("scram_iterations", FIELD(scram_iterations), "4096", SF_PENDING, 1, INT_MAX),
+    INT("scram_iterations", FIELD(scram_iterations), "4096", 0, 1, INT_MAX),
     TIME("server_check_delay", FIELD(server_check_delay), "30", 0),
     STR("server_check_query", FIELD(server_check_query), "<empty>", SF_CHECK_QUERY),
     TIME("server_connect_timeout", FIELD(server_connect_timeout), "15", 0),
