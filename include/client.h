@@ -68,6 +68,7 @@ struct client {
 	usec_t request_time; /* waiting: since when; active: current query start */
 	usec_t last_activity;
 	usec_t xact_start;
+	bool wait_notified;               /* query_wait_notify sent (once per connection) */
 	struct pool_user *account;        /* its role, whose client count it holds */
 	struct server *auth_server;       /* running our auth_query */
 	struct prepared_client *prepared; /* its prepared statement names (transaction pooling) */

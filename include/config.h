@@ -66,6 +66,9 @@ struct db_config {
 	int reserve_pool;
 	enum pool_mode pool_mode;
 	int max_db_connections;
+	int max_db_client_connections; /* 0 or -1 = inherit, as in PgBouncer */
+	usec_t server_lifetime;        /* 0 = inherit, as in PgBouncer */
+	usec_t query_wait_timeout;     /* -1 = inherit; 0 = no limit */
 	char *connect_query;
 	char *client_encoding;
 	char *datestyle;
@@ -84,11 +87,23 @@ struct config_unimplemented {
 	struct config_unimplemented *next;
 };
 
-/* One [users] line. */
+/*
+ * One [users] line. As in PgBouncer, a timeout of 0 here means "not set"
+ * (the global value applies); only query_wait_timeout can be switched off
+ * per user, with 0, and uses -1 for "not set".
+ */
 struct user_config {
 	char *name;
-	enum pool_mode pool_mode; /* POOL_MODE_UNSET = inherit */
-	int max_user_connections; /* -1 = inherit */
+	enum pool_mode pool_mode;        /* POOL_MODE_UNSET = inherit */
+	int max_user_connections;        /* -1 = inherit */
+	int max_user_client_connections; /* 0 or -1 = inherit, as in PgBouncer */
+	int pool_size;                   /* -1 = inherit */
+	int reserve_pool_size;           /* -1 = inherit */
+	usec_t query_timeout;
+	usec_t query_wait_timeout; /* -1 = inherit */
+	usec_t idle_transaction_timeout;
+	usec_t transaction_timeout;
+	usec_t client_idle_timeout;
 	struct user_config *next;
 };
 
@@ -137,6 +152,7 @@ struct config {
 	char *auth_dbname;
 	char *admin_users; /* comma-separated */
 	char *stats_users;
+	int scram_iterations; /* for SCRAM secrets built from plaintext passwords */
 
 	/* pooling */
 	enum pool_mode pool_mode;
@@ -147,6 +163,8 @@ struct config {
 	usec_t reserve_pool_timeout;
 	int max_db_connections;
 	int max_user_connections;
+	int max_db_client_connections;
+	int max_user_client_connections;
 	bool server_round_robin;
 	char *ignore_startup_parameters; /* comma-separated */
 	char *track_extra_parameters;
@@ -168,6 +186,7 @@ struct config {
 	/* client timeouts */
 	usec_t query_timeout;
 	usec_t query_wait_timeout;
+	usec_t query_wait_notify;
 	usec_t cancel_wait_timeout;
 	usec_t client_idle_timeout;
 	usec_t client_login_timeout;
@@ -253,6 +272,25 @@ bool config_list_contains(const char *list, const char *name);
 enum pool_mode config_pool_mode(const struct config *c, const struct db_config *db,
                                 const struct user_config *u);
 int config_pool_size(const struct config *c, const struct db_config *db);
+/*
+ * The same for a pool: its login user's [users] entry (u, may be NULL)
+ * wins over the database's entry, which wins over the global setting.
+ */
+int config_pool_size_for(const struct config *c, const struct db_config *db,
+                         const struct user_config *u);
+int config_reserve_pool_size(const struct config *c, const struct db_config *db,
+                             const struct user_config *u);
+usec_t config_server_lifetime(const struct config *c, const struct db_config *db);
+usec_t config_query_wait_timeout(const struct config *c, const struct db_config *db,
+                                 const struct user_config *u);
+/* Client limits; 0 = none. */
+int config_max_db_client_connections(const struct config *c, const struct db_config *db);
+int config_max_user_client_connections(const struct config *c, const struct user_config *u);
+/* A [users] timeout if set (non-zero), else the global one. */
+static inline usec_t config_user_time(usec_t user_value, usec_t global)
+{
+	return user_value > 0 ? user_value : global;
+}
 
 const char *config_pool_mode_name(enum pool_mode m);
 const char *config_tls_mode_name(enum tls_mode m);

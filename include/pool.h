@@ -171,6 +171,18 @@ void pool_update_averages(usec_t now);
 /* Every user object (for SHOW USERS). */
 extern struct list_node all_users;
 
+/* Logged-in clients of a database over all its pools (waiting ones included). */
+int pool_db_client_count(const struct pool_db *db);
+/*
+ * Checked once a client has authenticated, with user->client_count already
+ * counting it and before it joins a pool: the name of the limit it is over
+ * (max_user_client_connections, max_db_client_connections), or NULL. db is
+ * NULL for the admin console, where only the user limit applies.
+ */
+const char *pool_client_limit(const struct pool_db *db, const struct pool_user *user);
+/* The server is older than its database's server_lifetime. */
+bool pool_server_expired(const struct server *s, usec_t now);
+
 /* Drops autodb databases idle longer than autodb_idle_timeout. */
 void pool_gc_autodb(usec_t now);
 

@@ -48,11 +48,12 @@ struct scram_secret {
 bool scram_parse_secret(const char *secret, struct scram_secret *out) MUST_CHECK;
 
 /*
- * Builds a secret for a plaintext password with a random salt and 4096
- * iterations. If the random generator or the KDF fails, out->iterations
- * is 0 and scram_server_start() refuses the secret: failure is closed.
+ * Builds a secret for a plaintext password with a random salt and the
+ * given iteration count (scram_iterations). If the random generator or the
+ * KDF fails, out->iterations is 0 and scram_server_start() refuses the
+ * secret: failure is closed.
  */
-void scram_secret_from_password(const char *password, struct scram_secret *out);
+void scram_secret_from_password(const char *password, int iterations, struct scram_secret *out);
 
 /* Same with a given salt and iteration count (tests, tools). */
 bool scram_secret_build(const char *password, const uint8_t *salt, size_t salt_len, int iterations,
@@ -95,9 +96,12 @@ bool scram_server_start(struct scram_server *st, const struct scram_secret *secr
 /*
  * Unknown user, with the mock salt derived from the name and a per-process
  * random key: the same name gets the same salt on every attempt and two
- * names get different salts, as real users would.
+ * names get different salts, as real users would. iterations is what a
+ * real user's secret built by the pooler would advertise, so that the
+ * count does not tell unknown users apart either.
  */
-bool scram_server_start_unknown_user(struct scram_server *st, const char *user) MUST_CHECK;
+bool scram_server_start_unknown_user(struct scram_server *st, const char *user,
+                                     int iterations) MUST_CHECK;
 
 /* Replaces the random server nonce (tests reproducing RFC 7677). */
 void scram_server_set_nonce_for_test(struct scram_server *st, const char *server_nonce);

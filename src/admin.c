@@ -485,20 +485,6 @@ static usec_t to_wall(usec_t mono)
 	return mono ? wall_usec() - (now_usec() - mono) : 0;
 }
 
-static int db_client_count(const struct pool_db *db)
-{
-	int n = 0;
-	struct list_node *it;
-	list_for_each(it, &all_pools)
-	{
-		const struct pool *p = container_of(it, struct pool, node);
-		if (p->db == db)
-			n +=
-			    (int)(list_count(&p->active_clients) + list_count(&p->waiting_clients));
-	}
-	return n;
-}
-
 static void database_row(struct result *r, const char *name, const struct db_config *dc,
                          const struct pool_db *db)
 {
@@ -510,10 +496,11 @@ static void database_row(struct result *r, const char *name, const struct db_con
 	    r, (const char *const[]){
 	           name, dc->host, num(dc->port > 0 ? dc->port : 5432),
 	           dc->dbname ? dc->dbname : name, dc->user, num(size), num(min), num(reserve),
-	           num(cf->server_lifetime / USEC_PER_SEC),
+	           num(config_server_lifetime(cf, dc) / USEC_PER_SEC),
 	           dc->pool_mode == POOL_MODE_UNSET ? NULL : config_pool_mode_name(dc->pool_mode),
-	           NULL, num(max_db), num(db ? db->server_count : 0), "0",
-	           num(db ? db_client_count(db) : 0), yes_no01(db && db->paused),
+	           NULL, num(max_db), num(db ? db->server_count : 0),
+	           num(config_max_db_client_connections(cf, dc)),
+	           num(db ? pool_db_client_count(db) : 0), yes_no01(db && db->paused),
 	           yes_no01(db && db->disabled)});
 }
 
@@ -781,12 +768,20 @@ static void show_users(struct client *c)
 		const struct user_config *uc = config_find_user(cf, u->name);
 		int max_user = uc && uc->max_user_connections >= 0 ? uc->max_user_connections
 		                                                   : cf->max_user_connections;
-		result_row(&r, (const char *const[]){u->name, NULL, NULL,
-		                                     uc && uc->pool_mode != POOL_MODE_UNSET
-		                                         ? config_pool_mode_name(uc->pool_mode)
-		                                         : NULL,
-		                                     num(max_user), num(u->server_count), "0",
-		                                     num(u->client_count)});
+		/* Empty where the [users] entry does not set it, as PgBouncer shows them. */
+		char size[16] = "", reserve[16] = "";
+		if (uc && uc->pool_size >= 0)
+			snprintf(size, sizeof(size), "%d", uc->pool_size);
+		if (uc && uc->reserve_pool_size >= 0)
+			snprintf(reserve, sizeof(reserve), "%d", uc->reserve_pool_size);
+		result_row(&r, (const char *const[]){
+		                   u->name, *size ? size : NULL, *reserve ? reserve : NULL,
+		                   uc && uc->pool_mode != POOL_MODE_UNSET
+		                       ? config_pool_mode_name(uc->pool_mode)
+		                       : NULL,
+		                   num(max_user), num(u->server_count),
+		                   num(config_max_user_client_connections(cf, uc)),
+		                   num(u->client_count)});
 	}
 	result_send(c, &r, "SHOW");
 }

@@ -154,6 +154,22 @@ static void fail_password(struct client *c)
 	            sasl ? "SASL authentication failed" : "password authentication failed");
 }
 
+/*
+ * max_db_client_connections / max_user_client_connections, checked once
+ * the client has proved who it is (so failed logins hold no slot and the
+ * limits cannot be probed without a password). PgBouncer's text; 53300
+ * (too_many_connections) as for max_client_conn.
+ */
+static bool refused_by_client_limit(struct client *c, const struct pool_db *db)
+{
+	const char *limit = c->account ? pool_client_limit(db, c->account) : NULL;
+	if (!limit)
+		return false;
+	cl_log(LOG_LVL_LOG, c, "login refused: %s reached", limit);
+	client_fail(c, "53300", "client connections exceeded (%s)", limit);
+	return true;
+}
+
 /* Pools and users are made only now, so failed logins cannot grow memory. */
 static void succeed(struct client *c)
 {
@@ -168,6 +184,10 @@ static void succeed(struct client *c)
 			client_fail(c, "08P01", "not allowed");
 			return;
 		}
+		/* As PgBouncer: admin_users always get in, to repair things. */
+		if (!c->os_admin && !config_list_contains(cf->admin_users, c->user) &&
+		    refused_by_client_limit(c, NULL))
+			return;
 		auth_free(c);
 		cl_log(LOG_LVL_LOG, c, "admin console login");
 		admin_login(c);
@@ -183,6 +203,8 @@ static void succeed(struct client *c)
 		client_fail(c, "08P01", "database \"%s\" is disabled", c->dbname);
 		return;
 	}
+	if (refused_by_client_limit(c, a->db))
+		return;
 	const char *login_user = a->db->conf.user ? a->db->conf.user : c->user;
 	c->pool = pool_get(a->db, pool_user_get(login_user));
 	auth_free(c);
@@ -254,16 +276,18 @@ static void begin_exchange(struct client *c)
 		struct scram_secret secret;
 		bool ok;
 		if (!a->secret) {
-			ok = scram_server_start_unknown_user(&a->scram, c->user);
+			ok = scram_server_start_unknown_user(&a->scram, c->user,
+			                                     cf->scram_iterations);
 		} else if (secret_kind_of(a->secret) == SECRET_SCRAM) {
 			ok = scram_parse_secret(a->secret, &secret) &&
 			     scram_server_start(&a->scram, &secret);
 		} else if (secret_kind_of(a->secret) == SECRET_PLAIN) {
-			scram_secret_from_password(a->secret, &secret);
+			scram_secret_from_password(a->secret, cf->scram_iterations, &secret);
 			ok = scram_server_start(&a->scram, &secret);
 		} else {
 			/* An md5 hash cannot answer a SCRAM exchange. */
-			ok = scram_server_start_unknown_user(&a->scram, c->user);
+			ok = scram_server_start_unknown_user(&a->scram, c->user,
+			                                     cf->scram_iterations);
 		}
 		if (!ok) {
 			client_fail(c, "XX000", "SCRAM authentication could not start");

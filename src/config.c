@@ -132,11 +132,11 @@ static const struct setting settings[] = {
     STR("logfile", FIELD(logfile), "", SF_EMPTY_NULL),
     STR("login_notify_message", NO_FIELD, "", 0),
     INT("max_client_conn", FIELD(max_client_conn), "100", 0, 0, INT_MAX),
-    INT("max_db_client_connections", NO_FIELD, "0", 0, 0, INT_MAX),
+    INT("max_db_client_connections", FIELD(max_db_client_connections), "0", 0, 0, INT_MAX),
     INT("max_db_connections", FIELD(max_db_connections), "0", 0, 0, INT_MAX),
     INT("max_packet_size", FIELD(max_packet_size), "2147483647", 0, 0, INT_MAX),
     INT("max_prepared_statements", FIELD(max_prepared_statements), "200", 0, 0, INT_MAX),
-    INT("max_user_client_connections", NO_FIELD, "0", 0, 0, INT_MAX),
+    INT("max_user_client_connections", FIELD(max_user_client_connections), "0", 0, 0, INT_MAX),
     INT("max_user_connections", FIELD(max_user_connections), "0", 0, 0, INT_MAX),
     STR("metrics_listen", FIELD(metrics_listen), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     INT("min_pool_size", FIELD(min_pool_size), "0", 0, 0, INT_MAX),
@@ -147,17 +147,17 @@ static const struct setting settings[] = {
     TIME("pool_idle_timeout", NO_FIELD, "0", 0),
     {"pool_mode", ST_POOL_MODE, FIELD(pool_mode), "session", 0, 0, 0},
     TIME("query_timeout", FIELD(query_timeout), "0", 0),
-    TIME("query_wait_notify", NO_FIELD, "5", 0),
+    TIME("query_wait_notify", FIELD(query_wait_notify), "5", 0),
     TIME("query_wait_timeout", FIELD(query_wait_timeout), "120", 0),
     INT("reserve_pool_size", FIELD(reserve_pool_size), "0", 0, 0, INT_MAX),
     TIME("reserve_pool_timeout", FIELD(reserve_pool_timeout), "5", 0),
     STR("resolv_conf", FIELD(resolv_conf), "", SF_EMPTY_NULL | SF_NO_RELOAD),
-    INT("sbuf_loopcnt", FIELD(sbuf_loopcnt), "5", SF_PENDING, 0, INT_MAX),
-    INT("scram_iterations", NO_FIELD, "4096", 0, 1, INT_MAX),
+    INT("sbuf_loopcnt", FIELD(sbuf_loopcnt), "5", 0, 0, INT_MAX),
+    INT("scram_iterations", FIELD(scram_iterations), "4096", 0, 1, INT_MAX),
     TIME("server_check_delay", FIELD(server_check_delay), "30", 0),
     STR("server_check_query", FIELD(server_check_query), "<empty>", SF_CHECK_QUERY),
     TIME("server_connect_timeout", FIELD(server_connect_timeout), "15", 0),
-    BOOL("server_fast_close", FIELD(server_fast_close), "0", SF_PENDING),
+    BOOL("server_fast_close", FIELD(server_fast_close), "0", 0),
     TIME("server_idle_timeout", FIELD(server_idle_timeout), "600", 0),
     TIME("server_lifetime", FIELD(server_lifetime), "3600", 0),
     TIME("server_login_retry", FIELD(server_login_retry), "15", 0),
@@ -591,7 +591,7 @@ enum param_kind {
 	PK_PORT,
 	PK_COUNT, /* an integer >= 0 */
 	PK_POOL_MODE,
-	PK_TIME,
+	PK_TIME,          /* a time; 0 is PgBouncer's "not set" for per-entry times */
 	PK_TIME_OR_UNSET, /* a time, or -1 for "not set" */
 	PK_LOAD_BALANCE,
 	PK_SESSION_ATTRS,
@@ -617,33 +617,33 @@ static const struct param db_params[] = {
     {"dbname", PK_STRING, DB(dbname)},
     {"host", PK_STRING, DB(host)},
     {"load_balance_hosts", PK_LOAD_BALANCE, NO_FIELD},
-    {"max_db_client_connections", PK_COUNT, NO_FIELD},
+    {"max_db_client_connections", PK_COUNT, DB(max_db_client_connections)},
     {"max_db_connections", PK_COUNT, DB(max_db_connections)},
     {"min_pool_size", PK_COUNT, DB(min_pool_size)},
     {"password", PK_STRING, DB(password)},
     {"pool_mode", PK_POOL_MODE, DB(pool_mode)},
     {"pool_size", PK_COUNT, DB(pool_size)},
     {"port", PK_PORT, DB(port)},
-    {"query_wait_timeout", PK_TIME_OR_UNSET, NO_FIELD},
+    {"query_wait_timeout", PK_TIME_OR_UNSET, DB(query_wait_timeout)},
     {"reserve_pool", PK_COUNT, DB(reserve_pool)},
     {"reserve_pool_size", PK_COUNT, DB(reserve_pool)},
-    {"server_lifetime", PK_TIME, NO_FIELD},
+    {"server_lifetime", PK_TIME, DB(server_lifetime)},
     {"target_session_attrs", PK_SESSION_ATTRS, NO_FIELD},
     {"timezone", PK_STRING, DB(timezone)},
     {"user", PK_STRING, DB(user)},
 };
 
 static const struct param user_params[] = {
-    {"client_idle_timeout", PK_TIME, NO_FIELD},
-    {"idle_transaction_timeout", PK_TIME, NO_FIELD},
-    {"max_user_client_connections", PK_COUNT, NO_FIELD},
+    {"client_idle_timeout", PK_TIME, USER(client_idle_timeout)},
+    {"idle_transaction_timeout", PK_TIME, USER(idle_transaction_timeout)},
+    {"max_user_client_connections", PK_COUNT, USER(max_user_client_connections)},
     {"max_user_connections", PK_COUNT, USER(max_user_connections)},
     {"pool_mode", PK_POOL_MODE, USER(pool_mode)},
-    {"pool_size", PK_COUNT, NO_FIELD},
-    {"query_timeout", PK_TIME, NO_FIELD},
-    {"query_wait_timeout", PK_TIME_OR_UNSET, NO_FIELD},
-    {"reserve_pool_size", PK_COUNT, NO_FIELD},
-    {"transaction_timeout", PK_TIME, NO_FIELD},
+    {"pool_size", PK_COUNT, USER(pool_size)},
+    {"query_timeout", PK_TIME, USER(query_timeout)},
+    {"query_wait_timeout", PK_TIME_OR_UNSET, USER(query_wait_timeout)},
+    {"reserve_pool_size", PK_COUNT, USER(reserve_pool_size)},
+    {"transaction_timeout", PK_TIME, USER(transaction_timeout)},
 };
 
 #define PEER(f) offsetof(struct peer_config, f)
@@ -693,12 +693,19 @@ static bool param_apply(void *base, const struct param *p, const char *val, char
 		return true;
 	}
 	case PK_TIME_OR_UNSET:
-		if (strcmp(val, "-1") == 0)
+		if (strcmp(val, "-1") == 0) {
+			if (dst)
+				*(usec_t *)dst = -1;
 			return true;
+		}
 		/* fall through */
 	case PK_TIME: {
 		usec_t t;
-		return parse_time(val, &t, why);
+		if (!parse_time(val, &t, why))
+			return false;
+		if (dst)
+			*(usec_t *)dst = t;
+		return true;
 	}
 	case PK_LOAD_BALANCE: {
 		static const char *const ok[] = {"disable", "round-robin"};
@@ -964,6 +971,8 @@ static bool load_database(struct load_ctx *ctx, const char *name, const char *va
 	struct db_config *db = xcalloc(1, sizeof(*db));
 	db->port = 5432;
 	db->pool_size = db->min_pool_size = db->reserve_pool = db->max_db_connections = -1;
+	db->max_db_client_connections = -1;
+	db->query_wait_timeout = -1;
 	db->pool_mode = POOL_MODE_UNSET;
 	ctx->target = db;
 	char *why = NULL;
@@ -993,7 +1002,9 @@ static bool load_user(struct load_ctx *ctx, const char *name, const char *value,
 {
 	struct user_config *u = xcalloc(1, sizeof(*u));
 	u->pool_mode = POOL_MODE_UNSET;
-	u->max_user_connections = -1;
+	u->max_user_connections = u->max_user_client_connections = -1;
+	u->pool_size = u->reserve_pool_size = -1;
+	u->query_wait_timeout = -1;
 	ctx->target = u;
 	char *why = NULL;
 	if (!connstr_each(value, user_pair, ctx, &why)) {
@@ -1255,6 +1266,57 @@ int config_pool_size(const struct config *c, const struct db_config *db)
 	if (db && db->pool_size >= 0)
 		return db->pool_size;
 	return c ? c->default_pool_size : 20;
+}
+
+int config_pool_size_for(const struct config *c, const struct db_config *db,
+                         const struct user_config *u)
+{
+	if (u && u->pool_size >= 0)
+		return u->pool_size;
+	return config_pool_size(c, db);
+}
+
+int config_reserve_pool_size(const struct config *c, const struct db_config *db,
+                             const struct user_config *u)
+{
+	if (u && u->reserve_pool_size >= 0)
+		return u->reserve_pool_size;
+	if (db && db->reserve_pool >= 0)
+		return db->reserve_pool;
+	return c ? c->reserve_pool_size : 0;
+}
+
+usec_t config_server_lifetime(const struct config *c, const struct db_config *db)
+{
+	if (db && db->server_lifetime > 0)
+		return db->server_lifetime;
+	return c ? c->server_lifetime : 3600 * USEC_PER_SEC;
+}
+
+usec_t config_query_wait_timeout(const struct config *c, const struct db_config *db,
+                                 const struct user_config *u)
+{
+	/* The user's value wins over the database's, as pool_mode and pool_size do. */
+	if (u && u->query_wait_timeout >= 0)
+		return u->query_wait_timeout;
+	if (db && db->query_wait_timeout >= 0)
+		return db->query_wait_timeout;
+	return c ? c->query_wait_timeout : 120 * USEC_PER_SEC;
+}
+
+int config_max_db_client_connections(const struct config *c, const struct db_config *db)
+{
+	/* As in PgBouncer, 0 in the entry means "not set", not "no limit". */
+	if (db && db->max_db_client_connections > 0)
+		return db->max_db_client_connections;
+	return c ? c->max_db_client_connections : 0;
+}
+
+int config_max_user_client_connections(const struct config *c, const struct user_config *u)
+{
+	if (u && u->max_user_client_connections > 0)
+		return u->max_user_client_connections;
+	return c ? c->max_user_client_connections : 0;
 }
 
 const char *config_pool_mode_name(enum pool_mode m)

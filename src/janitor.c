@@ -7,8 +7,11 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "pktbuf.h"
 #include "pool.h"
 #include "pooler.h"
+#include "prepared.h"
+#include "proto.h"
 #include "server.h"
 
 #include <event2/event.h>
@@ -80,9 +83,53 @@ static void end_linked(struct client *c, struct server *s, const char *reason)
 	client_fail(c, "08P01", "%s", reason);
 }
 
+/* The client's own [users] entry: its idle and wait timeouts are its own. */
+static const struct user_config *client_user(const struct client *c)
+{
+	return cf->users && c->user ? config_find_user(cf, c->user) : NULL;
+}
+
+static usec_t client_idle_limit(const struct client *c)
+{
+	const struct user_config *u = client_user(c);
+	return config_user_time(u ? u->client_idle_timeout : 0, cf->client_idle_timeout);
+}
+
+/* PgBouncer 1.25's text, sent once per client connection. */
+static void notify_waiting(struct client *c, usec_t now)
+{
+	if (cf->query_wait_notify <= 0 || c->wait_notified ||
+	    now - c->request_time <= cf->query_wait_notify)
+		return;
+	c->wait_notified = true;
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_notice(&pb, "00000",
+	                   "No server connection available in postgres backend, client being "
+	                   "queued");
+	if (!sbuf_send(&c->sb, pb.data, pb.len))
+		cl_log(LOG_LVL_WARNING, c, "could not send the queueing notice");
+	pktbuf_free(&pb);
+}
+
+/*
+ * server_fast_close: RECONNECT or a RELOAD that moved the database marked
+ * this session's server dirty. Once its transaction is over and the client
+ * has sent nothing since (xact_start is cleared at an idle ReadyForQuery
+ * and set by the next message), close both, so the client notices that
+ * its session ended instead of carrying on against the old server.
+ */
+static bool fast_close_due(const struct client *c, const struct server *s)
+{
+	return cf->server_fast_close && s->dirty && pool_mode_of(s->pool) == POOL_MODE_SESSION &&
+	       s->expect_ready == 0 && s->tx_status == 'I' && c->xact_start == 0 &&
+	       !prepared_busy(s);
+}
+
 static void check_client(struct client *c, usec_t now)
 {
 	struct server *s = c->server;
+	usec_t idle_limit;
 	switch (c->state) {
 	case CL_LOGIN:
 	case CL_WELCOME:
@@ -91,12 +138,18 @@ static void check_client(struct client *c, usec_t now)
 			client_fail(c, "08P01",
 			            "client_login_timeout (server down or wrong password?)");
 		return;
-	case CL_WAITING:
-		if (cf->query_wait_timeout > 0 && now - c->request_time > cf->query_wait_timeout)
+	case CL_WAITING: {
+		usec_t wait = config_query_wait_timeout(cf, c->pool ? &c->pool->db->conf : NULL,
+		                                        client_user(c));
+		if (wait > 0 && now - c->request_time > wait)
 			client_fail(c, "08P01", "query_wait_timeout");
+		else
+			notify_waiting(c, now);
 		return;
+	}
 	case CL_IDLE:
-		if (cf->client_idle_timeout > 0 && now - c->last_activity > cf->client_idle_timeout)
+		idle_limit = client_idle_limit(c);
+		if (idle_limit > 0 && now - c->last_activity > idle_limit)
 			client_fail(c, "08P01", "client_idle_timeout");
 		return;
 	case CL_ACTIVE:
@@ -106,24 +159,34 @@ static void check_client(struct client *c, usec_t now)
 	}
 	if (!s || s->task != TASK_NONE)
 		return;
-	if (cf->transaction_timeout > 0 && c->xact_start &&
-	    now - c->xact_start > cf->transaction_timeout) {
+	if (fast_close_due(c, s)) {
+		end_linked(c, s, "database configuration changed");
+		return;
+	}
+	/* Server-side timeouts follow the pool's login user, as in PgBouncer. */
+	const struct user_config *pu = cf->users ? config_find_user(cf, s->pool->user->name) : NULL;
+	usec_t xact_limit =
+	    config_user_time(pu ? pu->transaction_timeout : 0, cf->transaction_timeout);
+	if (xact_limit > 0 && c->xact_start && now - c->xact_start > xact_limit) {
 		end_linked(c, s, "transaction timeout");
 		return;
 	}
 	if (s->expect_ready > 0) {
-		if (cf->query_timeout > 0 && s->request_time &&
-		    now - s->request_time > cf->query_timeout)
+		usec_t query_limit =
+		    config_user_time(pu ? pu->query_timeout : 0, cf->query_timeout);
+		if (query_limit > 0 && s->request_time && now - s->request_time > query_limit)
 			end_linked(c, s, "query timeout");
 		return;
 	}
 	if (s->tx_status != 'I') {
-		if (cf->idle_transaction_timeout > 0 &&
-		    now - s->ready_time > cf->idle_transaction_timeout)
+		usec_t itx_limit = config_user_time(pu ? pu->idle_transaction_timeout : 0,
+		                                    cf->idle_transaction_timeout);
+		if (itx_limit > 0 && now - s->ready_time > itx_limit)
 			end_linked(c, s, "idle transaction timeout");
 		return;
 	}
-	if (cf->client_idle_timeout > 0 && now - c->last_activity > cf->client_idle_timeout)
+	idle_limit = client_idle_limit(c);
+	if (idle_limit > 0 && now - c->last_activity > idle_limit)
 		client_fail(c, "08P01", "client_idle_timeout");
 }
 
@@ -133,7 +196,7 @@ static void check_servers(struct pool *pool, usec_t now)
 	list_for_each_safe(it, tmp, &pool->idle_servers)
 	{
 		struct server *s = container_of(it, struct server, node);
-		if (cf->server_lifetime > 0 && now - s->connect_time > cf->server_lifetime)
+		if (pool_server_expired(s, now))
 			server_close(s, "server lifetime over");
 		else if (cf->server_idle_timeout > 0 &&
 		         now - s->idle_since > cf->server_idle_timeout)

@@ -326,9 +326,10 @@ void pool_dispatch(struct pool *pool)
 	}
 }
 
-static bool server_expired(const struct server *s)
+bool pool_server_expired(const struct server *s, usec_t now)
 {
-	return cf->server_lifetime > 0 && now_usec() - s->connect_time >= cf->server_lifetime;
+	usec_t lifetime = config_server_lifetime(cf, &s->pool->db->conf);
+	return lifetime > 0 && now - s->connect_time >= lifetime;
 }
 
 static void to_idle(struct server *s)
@@ -359,7 +360,7 @@ void pool_release_server(struct server *s)
 	    pool->db->removed) {
 		server_close(s, s->dirty ? "server state unknown after client left"
 		                         : "server was in a transaction when released");
-	} else if (server_expired(s)) {
+	} else if (pool_server_expired(s, now_usec())) {
 		server_close(s, "server lifetime over");
 	} else if (pooler_shutting_down() && c == NULL) {
 		server_close(s, "shutting down");
@@ -511,15 +512,15 @@ static int effective_limit(int pool_value, int global)
 static bool may_launch(struct pool *pool, int total, bool reserve_due)
 {
 	const struct db_config *dc = &pool->db->conf;
-	int size = config_pool_size(cf, dc);
-	int reserve = effective_limit(dc->reserve_pool, cf->reserve_pool_size);
+	const struct user_config *uc = config_find_user(cf, pool->user->name);
+	int size = config_pool_size_for(cf, dc, uc);
+	int reserve = config_reserve_pool_size(cf, dc, uc);
 	int limit = size + (reserve_due ? reserve : 0);
 	if (total >= limit)
 		return false;
 	int max_db = effective_limit(dc->max_db_connections, cf->max_db_connections);
 	if (max_db > 0 && pool->db->server_count >= max_db)
 		return false;
-	const struct user_config *uc = config_find_user(cf, pool->user->name);
 	int max_user = uc && uc->max_user_connections >= 0 ? uc->max_user_connections
 	                                                   : cf->max_user_connections;
 	if (max_user > 0 && pool->user->server_count >= max_user)
@@ -621,6 +622,33 @@ void pool_apply_config(void)
 		if (p->db->removed)
 			close_all(&p->idle_servers, "database removed");
 	}
+}
+
+int pool_db_client_count(const struct pool_db *db)
+{
+	int n = 0;
+	struct list_node *it;
+	list_for_each(it, &all_pools)
+	{
+		const struct pool *p = container_of(it, struct pool, node);
+		if (p->db == db)
+			n +=
+			    (int)(list_count(&p->active_clients) + list_count(&p->waiting_clients));
+	}
+	return n;
+}
+
+const char *pool_client_limit(const struct pool_db *db, const struct pool_user *user)
+{
+	/* The database first, as PgBouncer checks them. */
+	int max_db = db ? config_max_db_client_connections(cf, &db->conf) : 0;
+	if (max_db > 0 && pool_db_client_count(db) >= max_db)
+		return "max_db_client_connections";
+	/* user->client_count already holds the client asking; the pools do not yet. */
+	int max_user = config_max_user_client_connections(cf, config_find_user(cf, user->name));
+	if (max_user > 0 && user->client_count > max_user)
+		return "max_user_client_connections";
+	return NULL;
 }
 
 static bool pool_in_use(const struct pool *p)

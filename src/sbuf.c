@@ -374,14 +374,23 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 
+	/*
+	 * sbuf_loopcnt: a full read suggests more is waiting, so read again
+	 * (after the owner has handled this much) up to that many rounds, then
+	 * let the loop serve other sockets; level-triggered, the event fires
+	 * again for the rest. 0 = until the socket is drained.
+	 */
+	int rounds = 0;
+again:;
 	struct evbuffer_iovec vec[1];
 	if (evbuffer_reserve_space(sb->in, read_size, vec, 1) != 1)
 		die("out of memory reserving read buffer");
-	ssize_t n = recv(fd, vec[0].iov_base, vec[0].iov_len, 0);
+	size_t space = vec[0].iov_len;
+	ssize_t n = recv(fd, vec[0].iov_base, space, 0);
 	if (n < 0) {
 		evbuffer_commit_space(sb->in, vec, 0);
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-			if (evbuffer_get_length(sb->in) > 0)
+			if (rounds == 0 && evbuffer_get_length(sb->in) > 0)
 				sb->cb(sb, SBUF_EV_READ, sb->arg);
 			return;
 		}
@@ -400,6 +409,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 	int nvec = 1;
 	evbuffer_commit_space(sb->in, vec, nvec);
 	sb->cb(sb, SBUF_EV_READ, sb->arg);
+	/* The owner may have paused, closed or failed the socket meanwhile. */
+	int loopcnt = cf ? cf->sbuf_loopcnt : 5;
+	if ((size_t)n == space && (loopcnt == 0 || ++rounds < loopcnt) && sb->fd == fd &&
+	    sb->reading && !sb->failed)
+		goto again;
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)

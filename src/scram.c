@@ -362,11 +362,11 @@ bool scram_secret_build(const char *password, const uint8_t *salt, size_t salt_l
 	return true;
 }
 
-void scram_secret_from_password(const char *password, struct scram_secret *out)
+void scram_secret_from_password(const char *password, int iterations, struct scram_secret *out)
 {
 	uint8_t salt[SCRAM_DEFAULT_SALT_LEN];
 	if (RAND_bytes(salt, sizeof(salt)) != 1 ||
-	    !scram_secret_build(password, salt, sizeof(salt), SCRAM_DEFAULT_ITERATIONS, out))
+	    !scram_secret_build(password, salt, sizeof(salt), iterations, out))
 		memset(out, 0, sizeof(*out)); /* iterations 0: refused later */
 }
 
@@ -491,7 +491,7 @@ static bool mock_key_ready;
  * A per-process random key, so mock salts cannot be precomputed and do
  * not repeat across restarts. The pooler is single-threaded.
  */
-static bool mock_secret(const char *user, struct scram_secret *out)
+static bool mock_secret(const char *user, int iterations, struct scram_secret *out)
 {
 	if (!mock_key_ready) {
 		if (RAND_bytes(mock_key, sizeof(mock_key)) != 1)
@@ -510,7 +510,7 @@ static bool mock_secret(const char *user, struct scram_secret *out)
 		return false;
 	memcpy(out->salt, buf, SCRAM_DEFAULT_SALT_LEN);
 	out->salt_len = SCRAM_DEFAULT_SALT_LEN;
-	out->iterations = SCRAM_DEFAULT_ITERATIONS;
+	out->iterations = iterations > 0 ? iterations : SCRAM_DEFAULT_ITERATIONS;
 	/* A StoredKey no ClientKey is known for; the result is discarded anyway. */
 	return sha256(out->server_key, SCRAM_KEY_LEN, out->stored_key);
 }
@@ -529,7 +529,7 @@ bool scram_server_start(struct scram_server *st, const struct scram_secret *secr
 {
 	scram_server_reset(st);
 	if (!secret)
-		return scram_server_start_unknown_user(st, "");
+		return scram_server_start_unknown_user(st, "", SCRAM_DEFAULT_ITERATIONS);
 	if (secret->iterations < 1 || secret->salt_len < 1 || secret->salt_len > SCRAM_MAX_SALT_LEN)
 		return false;
 	st->secret = *secret;
@@ -537,10 +537,10 @@ bool scram_server_start(struct scram_server *st, const struct scram_secret *secr
 	return true;
 }
 
-bool scram_server_start_unknown_user(struct scram_server *st, const char *user)
+bool scram_server_start_unknown_user(struct scram_server *st, const char *user, int iterations)
 {
 	scram_server_reset(st);
-	if (!mock_secret(user ? user : "", &st->secret)) {
+	if (!mock_secret(user ? user : "", iterations, &st->secret)) {
 		scram_server_reset(st);
 		return false;
 	}

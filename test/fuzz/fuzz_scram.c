@@ -67,7 +67,7 @@ static void run_server(bool known, const char *m1, size_t n1, const char *m2, si
 	if (known)
 		REQUIRE(scram_server_start(&st, &secret));
 	else
-		REQUIRE(scram_server_start_unknown_user(&st, "fuzz"));
+		REQUIRE(scram_server_start_unknown_user(&st, "fuzz", SCRAM_DEFAULT_ITERATIONS));
 	scram_server_set_nonce_for_test(&st, RFC_SERVER_NONCE);
 	bool ok = scram_server_handle_client_first(&st, m1, n1, &out, &err);
 	REQUIRE(ok ? out != NULL : out == NULL);

@@ -46,3 +46,17 @@ QUERY_TIMEOUT = "query timeout"
 CLIENT_IDLE_TIMEOUT = "client_idle_timeout"
 CLIENT_LOGIN_TIMEOUT = "client_login_timeout"
 IDLE_TRANSACTION_TIMEOUT = "idle transaction timeout"
+
+# Client limits (client.c check_db_connection_count / check_user_connection_count):
+# PgBouncer's text, PostgreSQL's SQLSTATE as for max_client_conn.
+MAX_DB_CLIENT_CONN = "client connections exceeded (max_db_client_connections)"
+MAX_USER_CLIENT_CONN = "client connections exceeded (max_user_client_connections)"
+CLIENT_LIMIT_SQLSTATE = "53300"
+
+# query_wait_notify (janitor.c per_loop_activate, 1.25): a NoticeResponse, once.
+QUERY_WAIT_NOTICE = "No server connection available in postgres backend, client being queued"
+
+# server_fast_close (janitor.c pool_server_maint): the server is closed with
+# this reason and its client with it.
+CONFIG_CHANGED = "database configuration changed"
+TRANSACTION_TIMEOUT = "transaction timeout"

@@ -677,6 +677,112 @@ static void test_users(void)
 	                  "alice: unknown parameter \"host\" in connection string");
 }
 
+/* Per-database and per-user overrides, and which value wins. */
+static void test_entry_overrides(void)
+{
+	char *err;
+	struct config *c = load_text(
+	    "[pgbouncer]\n"
+	    "default_pool_size = 20\nreserve_pool_size = 2\nserver_lifetime = 100\n"
+	    "query_wait_timeout = 120\nquery_timeout = 9\nclient_idle_timeout = 8\n"
+	    "max_db_client_connections = 50\nmax_user_client_connections = 40\n"
+	    "query_wait_notify = 1.5\nscram_iterations = 10000\nsbuf_loopcnt = 0\n"
+	    "server_fast_close = 1\n"
+	    "[databases]\n"
+	    "tuned = pool_size=7 reserve_pool=3 server_lifetime=30 query_wait_timeout=4 "
+	    "max_db_client_connections=6\n"
+	    "plain =\n"
+	    "unset = query_wait_timeout=-1 max_db_client_connections=0 server_lifetime=0\n"
+	    "nowait = query_wait_timeout=0\n"
+	    "[users]\n"
+	    "alice = pool_size=3 reserve_pool_size=1 max_user_client_connections=2 "
+	    "query_timeout=500ms idle_transaction_timeout=2 transaction_timeout=3 "
+	    "client_idle_timeout=1min query_wait_timeout=0\n"
+	    "bob = query_wait_timeout=-1 query_timeout=0\n",
+	    &err);
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "  %s\n", err);
+		free(err);
+		return;
+	}
+	CHECK(c->max_db_client_connections == 50 && c->max_user_client_connections == 40);
+	CHECK(c->query_wait_notify == 1500000 && c->scram_iterations == 10000);
+	CHECK(c->sbuf_loopcnt == 0 && c->server_fast_close);
+
+	const struct db_config *tuned = config_find_db(c, "tuned"),
+	                       *plain = config_find_db(c, "plain");
+	const struct db_config *unset = config_find_db(c, "unset"),
+	                       *nowait = config_find_db(c, "nowait");
+	const struct user_config *alice = config_find_user(c, "alice"),
+	                         *bob = config_find_user(c, "bob");
+	CHECK(tuned && plain && unset && nowait && alice && bob);
+	if (!tuned || !plain || !unset || !nowait || !alice || !bob) {
+		config_free(c);
+		return;
+	}
+	CHECK(tuned->server_lifetime == 30 * USEC_PER_SEC);
+	CHECK(tuned->query_wait_timeout == 4 * USEC_PER_SEC);
+	CHECK(tuned->max_db_client_connections == 6);
+	CHECK(plain->server_lifetime == 0 && plain->query_wait_timeout == -1);
+	CHECK(plain->max_db_client_connections == -1);
+	CHECK(alice->pool_size == 3 && alice->reserve_pool_size == 1);
+	CHECK(alice->max_user_client_connections == 2);
+	CHECK(alice->query_timeout == 500000);
+	CHECK(alice->idle_transaction_timeout == 2 * USEC_PER_SEC);
+	CHECK(alice->transaction_timeout == 3 * USEC_PER_SEC);
+	CHECK(alice->client_idle_timeout == 60 * USEC_PER_SEC);
+	CHECK(alice->query_wait_timeout == 0);
+	CHECK(bob->pool_size == -1 && bob->reserve_pool_size == -1);
+	CHECK(bob->query_wait_timeout == -1 && bob->query_timeout == 0);
+
+	/* user > database > global */
+	CHECK(config_pool_size_for(c, tuned, alice) == 3);
+	CHECK(config_pool_size_for(c, tuned, bob) == 7);
+	CHECK(config_pool_size_for(c, plain, NULL) == 20);
+	CHECK(config_reserve_pool_size(c, tuned, alice) == 1);
+	CHECK(config_reserve_pool_size(c, tuned, bob) == 3);
+	CHECK(config_reserve_pool_size(c, plain, bob) == 2);
+	CHECK(config_query_wait_timeout(c, tuned, alice) == 0); /* the user switched it off */
+	CHECK(config_query_wait_timeout(c, tuned, bob) == 4 * USEC_PER_SEC);
+	CHECK(config_query_wait_timeout(c, nowait, NULL) == 0);
+	CHECK(config_query_wait_timeout(c, unset, bob) == 120 * USEC_PER_SEC);
+	/* As in PgBouncer, 0 in an entry is "not set" for these. */
+	CHECK(config_server_lifetime(c, tuned) == 30 * USEC_PER_SEC);
+	CHECK(config_server_lifetime(c, unset) == 100 * USEC_PER_SEC);
+	CHECK(config_max_db_client_connections(c, tuned) == 6);
+	CHECK(config_max_db_client_connections(c, unset) == 50);
+	CHECK(config_max_db_client_connections(c, NULL) == 50);
+	CHECK(config_max_user_client_connections(c, alice) == 2);
+	CHECK(config_max_user_client_connections(c, bob) == 40);
+	CHECK(config_user_time(alice->query_timeout, c->query_timeout) == 500000);
+	CHECK(config_user_time(bob->query_timeout, c->query_timeout) == 9 * USEC_PER_SEC);
+	CHECK(config_user_time(alice->client_idle_timeout, c->client_idle_timeout) ==
+	      60 * USEC_PER_SEC);
+
+	char buf[256];
+	CHECK_STR(config_show_value(c, "query_wait_notify", buf, sizeof(buf)), "1.5");
+	CHECK_STR(config_show_value(c, "scram_iterations", buf, sizeof(buf)), "10000");
+	CHECK_STR(config_show_value(c, "max_db_client_connections", buf, sizeof(buf)), "50");
+	config_free(c);
+
+	expect_load_error("[pgbouncer]\n[users]\nalice = query_timeout=soon\n",
+	                  "pgbouncer.ini:3: alice: query_timeout: invalid time \"soon\"");
+	expect_load_error("[pgbouncer]\n[users]\nalice = query_wait_timeout=-2\n",
+	                  "alice: query_wait_timeout: invalid time \"-2\"");
+	expect_load_error("[pgbouncer]\n[users]\nalice = max_user_client_connections=-1\n",
+	                  "alice: max_user_client_connections: -1 is out of range");
+	expect_load_error("[pgbouncer]\n[databases]\nd = server_lifetime=-1\n",
+	                  "pgbouncer.ini:3: d: server_lifetime: invalid time \"-1\"");
+	expect_load_error("[pgbouncer]\n[databases]\nd = max_db_client_connections=x\n",
+	                  "d: max_db_client_connections: invalid integer \"x\"");
+	expect_load_error("[pgbouncer]\nscram_iterations = 0\n",
+	                  "pgbouncer.ini:2: scram_iterations: 0 is out of range");
+	expect_load_error("[pgbouncer]\nsbuf_loopcnt = -1\n", "sbuf_loopcnt: -1 is out of range");
+	expect_load_error("[pgbouncer]\nquery_wait_notify = later\n",
+	                  "query_wait_notify: invalid time \"later\"");
+}
+
 static void test_not_implemented(void)
 {
 	put("tls.ini", "login_notify_message = hello\njob_name = 2\n");
@@ -689,8 +795,8 @@ static void test_not_implemented(void)
 	                             "auth_ldap_options = x\n"
 	                             "%include tls.ini\n"
 	                             "[databases]\n"
-	                             "a = host=x server_lifetime=60 max_db_client_connections=5\n"
-	                             "b = server_lifetime=30\n"
+	                             "a = host=x load_balance_hosts=disable target_session_attrs=any\n"
+	                             "b = load_balance_hosts=round-robin\n"
 	                             "[users]\n"
 	                             "u = pool_size=5 client_idle_timeout=10\n"
 	                             "[peers]\n"
@@ -706,20 +812,21 @@ static void test_not_implemented(void)
 		return;
 	}
 	CHECK(c->listen_port == 6000);
-	CHECK(count(log, "WARNING") == 7);
+	CHECK(count(log, "WARNING") == 5);
 	CHECK(count(log, "setting \"login_notify_message\" is accepted but not implemented yet; "
 	                 "it has no effect") == 1);
 	CHECK(count(log, "pgbouncer.ini:3: setting \"login_notify_message\"") == 1);
 	CHECK(count(log, "pgbouncer.ini:4: setting \"job_name\"") == 1);
 	CHECK(count(log, "setting \"job_name\"") == 1);
 	CHECK(count(log, "setting \"auth_ldap_options\"") == 1);
-	CHECK(count(log, "pgbouncer.ini:8: parameter \"server_lifetime\" in [databases] is "
+	CHECK(count(log, "pgbouncer.ini:8: parameter \"load_balance_hosts\" in [databases] is "
 	                 "accepted but not implemented yet") == 1);
-	CHECK(count(log, "parameter \"server_lifetime\"") == 1);
-	CHECK(count(log, "parameter \"max_db_client_connections\" in [databases]") == 1);
-	CHECK(count(log, "parameter \"pool_size\" in [users]") == 1);
-	CHECK(count(log, "parameter \"client_idle_timeout\" in [users]") == 1);
-	CHECK(count(log, "[peers]") == 0); /* peering is implemented */
+	CHECK(count(log, "parameter \"load_balance_hosts\"") == 1);
+	CHECK(count(log, "parameter \"target_session_attrs\" in [databases]") == 1);
+	/* Implemented [users] parameters and [peers] say nothing. */
+	CHECK(count(log, "parameter \"pool_size\"") == 0);
+	CHECK(count(log, "parameter \"client_idle_timeout\"") == 0);
+	CHECK(count(log, "[peers]") == 0);
 	CHECK(c->peers && c->peers->id == 1 && strcmp(c->peers->host, "/tmp/pgb1") == 0 &&
 	      c->peers->port == 6432 && c->peers->pool_size == -1);
 	CHECK(c->peers && c->peers->next && c->peers->next->port == 6433 && !c->peers->next->next);
@@ -1086,6 +1193,7 @@ int main(void)
 	test_bad_values();
 	test_databases();
 	test_users();
+	test_entry_overrides();
 	test_not_implemented();
 	test_realistic();
 	test_helpers();

@@ -195,13 +195,33 @@ static void test_exchanges(void)
 	char *err;
 
 	/* Plaintext auth_file entry: a fresh secret with a random salt. */
-	scram_secret_from_password("hunter2", &sec);
+	scram_secret_from_password("hunter2", SCRAM_DEFAULT_ITERATIONS, &sec);
 	CHECK(sec.iterations == 4096 && sec.salt_len == 16);
 	CHECK(scram_server_start(&st, &sec));
 	scram_client_init_password(&c, "hunter2");
 	CHECK(exchange(&c, &st, &err));
 	CHECK(err == NULL);
 	CHECK(scram_server_client_key(&st, ck));
+	scram_client_reset(&c);
+	scram_server_reset(&st);
+
+	/* scram_iterations: the count the secret is built with, and advertised. */
+	struct scram_secret sec2;
+	scram_secret_from_password("hunter2", 1000, &sec2);
+	CHECK(sec2.iterations == 1000 && sec2.salt_len == 16);
+	CHECK(memcmp(sec2.salt, sec.salt, sec.salt_len) != 0);
+	CHECK(scram_server_start(&st, &sec2));
+	scram_client_init_password(&c, "hunter2");
+	char *first = scram_client_first_message(&c), *sfirst = NULL;
+	CHECK(first && server_first(&st, first, &sfirst));
+	CHECK(sfirst && strstr(sfirst, ",i=1000") != NULL);
+	free(first);
+	free(sfirst);
+	scram_client_reset(&c);
+	scram_server_reset(&st);
+	CHECK(scram_server_start(&st, &sec2));
+	scram_client_init_password(&c, "hunter2");
+	CHECK(exchange(&c, &st, &err));
 	scram_client_reset(&c);
 	scram_server_reset(&st);
 
@@ -256,7 +276,7 @@ static void test_exchanges(void)
 
 	/* Unknown user: same shape, same failure as a wrong password. */
 	char *m1, *m2 = NULL;
-	CHECK(scram_server_start_unknown_user(&st, "nobody"));
+	CHECK(scram_server_start_unknown_user(&st, "nobody", SCRAM_DEFAULT_ITERATIONS));
 	scram_client_init_password(&c, "whatever");
 	m1 = scram_client_first_message(&c);
 	CHECK(m1 != NULL);
@@ -269,7 +289,7 @@ static void test_exchanges(void)
 	scram_client_reset(&c);
 	scram_server_reset(&st);
 
-	CHECK(scram_server_start_unknown_user(&st, "nobody"));
+	CHECK(scram_server_start_unknown_user(&st, "nobody", SCRAM_DEFAULT_ITERATIONS));
 	scram_client_init_password(&c, "whatever");
 	CHECK(!exchange(&c, &st, &err));
 	CHECK_STR(err, "password authentication failed");
@@ -278,8 +298,19 @@ static void test_exchanges(void)
 	scram_client_reset(&c);
 	scram_server_reset(&st);
 
+	/* An unknown user advertises the count real users' secrets have. */
+	CHECK(scram_server_start_unknown_user(&st, "nobody", 8192));
+	scram_client_init_password(&c, "whatever");
+	m1 = scram_client_first_message(&c);
+	CHECK(server_first(&st, m1, &m2));
+	CHECK(m2 && strstr(m2, ",i=8192") != NULL);
+	free(m1);
+	free(m2);
+	scram_client_reset(&c);
+	scram_server_reset(&st);
+
 	/* The same unknown name gets the same salt; another name another one. */
-	CHECK(scram_server_start_unknown_user(&st, "nobody"));
+	CHECK(scram_server_start_unknown_user(&st, "nobody", SCRAM_DEFAULT_ITERATIONS));
 	scram_client_init_password(&c, "x");
 	m1 = scram_client_first_message(&c);
 	CHECK(server_first(&st, m1, &m2));
@@ -288,7 +319,7 @@ static void test_exchanges(void)
 	free(m2);
 	scram_client_reset(&c);
 	scram_server_reset(&st);
-	CHECK(scram_server_start_unknown_user(&st, "somebody"));
+	CHECK(scram_server_start_unknown_user(&st, "somebody", SCRAM_DEFAULT_ITERATIONS));
 	scram_client_init_password(&c, "x");
 	m1 = scram_client_first_message(&c);
 	CHECK(server_first(&st, m1, &m2));
@@ -336,7 +367,7 @@ static void test_saslprep(void)
 	struct scram_server st = {0};
 	struct scram_client c;
 	char *err;
-	scram_secret_from_password("\xff\xfe", &sec);
+	scram_secret_from_password("\xff\xfe", SCRAM_DEFAULT_ITERATIONS, &sec);
 	CHECK(scram_server_start(&st, &sec));
 	scram_client_init_password(&c, "\xff\xfe");
 	CHECK(exchange(&c, &st, &err));
@@ -376,7 +407,7 @@ static bool server_rejects_first_len(const char *first, size_t len, const char *
 	char *out = NULL, *err = NULL;
 	bool rejected;
 
-	scram_secret_from_password("pw", &sec);
+	scram_secret_from_password("pw", SCRAM_DEFAULT_ITERATIONS, &sec);
 	if (!scram_server_start(&st, &sec))
 		return false;
 	rejected = !scram_server_handle_client_first(&st, first, len, &out, &err) && out == NULL &&
