@@ -193,6 +193,8 @@ struct config {
 	usec_t idle_transaction_timeout;
 	usec_t transaction_timeout;
 	usec_t autodb_idle_timeout;
+	usec_t pool_idle_timeout;
+	char *login_notify_message;
 	usec_t suspend_timeout;
 	usec_t shutdown_wait_timeout; /* not in PgBouncer; 0 = wait forever */
 

@@ -52,6 +52,7 @@ struct pool_db {
 	struct pool_stats stats_avg;
 	usec_t stats_time;
 	usec_t inactive_since; /* autodb: no pool has connections since */
+	struct pool_stats retired; /* counters of its pools freed by pool_idle_timeout */
 	int server_count;      /* for max_db_connections */
 	/* Resolved server address; refreshed by DNS when host is a name. */
 	struct sockaddr_storage addr;
@@ -101,6 +102,7 @@ struct pool {
 	char last_login_sqlstate[6];
 
 	struct pool_stats stats;
+	usec_t unused_since; /* no client since; 0 = in use */
 };
 
 extern struct list_node all_pools;
@@ -185,6 +187,8 @@ bool pool_server_expired(const struct server *s, usec_t now);
 
 /* Drops autodb databases idle longer than autodb_idle_timeout. */
 void pool_gc_autodb(usec_t now);
+/* Closes the idle servers of pools without clients for pool_idle_timeout, then frees them. */
+void pool_gc_idle(usec_t now);
 
 /* RECONNECT: servers of db (NULL = all) close when released, idle ones now. */
 void pool_reconnect(struct pool_db *db);

@@ -491,6 +491,8 @@ void client_welcome(struct client *c)
 	params_build(pool->welcome, &c->vars, &pb);
 	cancel_assign_key(c);
 	proto_build_backend_key(&pb, c->cancel_pid, c->cancel_key);
+	if (cf->login_notify_message)
+		proto_build_notice(&pb, "00000", cf->login_notify_message);
 	proto_build_ready(&pb, 'I');
 	c->state = CL_IDLE;
 	c->last_activity = now_usec();

@@ -57,6 +57,7 @@ enum setting_type {
 #define SF_CHECK_QUERY 0x04 /* "<empty>" is the empty query, "" turns checks off */
 #define SF_CONFFILE    0x08 /* shows the file being read */
 #define SF_PENDING     0x10 /* has a field, but nothing uses it yet: warn when set */
+#define SF_NOT_HERE    0x20 /* means something on Windows only, as in PgBouncer: kept, no warning */
 
 #define NO_FIELD SIZE_MAX
 #define FIELD(f) offsetof(struct config, f)
@@ -121,7 +122,7 @@ static const struct setting settings[] = {
     TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", SF_PENDING),
     TIME("idle_transaction_timeout", FIELD(idle_transaction_timeout), "0", 0),
     STR("ignore_startup_parameters", FIELD(ignore_startup_parameters), "", 0),
-    STR("job_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD),
+    STR("job_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD | SF_NOT_HERE),
     STR("listen_addr", FIELD(listen_addr), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     INT("listen_backlog", FIELD(listen_backlog), "128", SF_NO_RELOAD, 0, INT_MAX),
     INT("listen_port", FIELD(listen_port), "6432", SF_NO_RELOAD, 1, 65535),
@@ -130,7 +131,7 @@ static const struct setting settings[] = {
     BOOL("log_pooler_errors", FIELD(log_pooler_errors), "1", 0),
     BOOL("log_stats", FIELD(log_stats), "1", 0),
     STR("logfile", FIELD(logfile), "", SF_EMPTY_NULL),
-    STR("login_notify_message", NO_FIELD, "", 0),
+    STR("login_notify_message", FIELD(login_notify_message), "", SF_EMPTY_NULL),
     INT("max_client_conn", FIELD(max_client_conn), "100", 0, 0, INT_MAX),
     INT("max_db_client_connections", FIELD(max_db_client_connections), "0", 0, 0, INT_MAX),
     INT("max_db_connections", FIELD(max_db_connections), "0", 0, 0, INT_MAX),
@@ -144,7 +145,7 @@ static const struct setting settings[] = {
     STR("pidfile", FIELD(pidfile), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     /* Every connection holds buffers of this size: bounded so a typo cannot exhaust memory. */
     INT("pkt_buf", FIELD(pkt_buf), "4096", SF_NO_RELOAD, 512, 16 * 1024 * 1024),
-    TIME("pool_idle_timeout", NO_FIELD, "0", 0),
+    TIME("pool_idle_timeout", FIELD(pool_idle_timeout), "0", 0),
     {"pool_mode", ST_POOL_MODE, FIELD(pool_mode), "session", 0, 0, 0},
     TIME("query_timeout", FIELD(query_timeout), "0", 0),
     TIME("query_wait_notify", FIELD(query_wait_notify), "5", 0),
@@ -171,7 +172,7 @@ static const struct setting settings[] = {
     STR("server_tls_key_file", FIELD(server_tls_key_file), "", SF_EMPTY_NULL),
     {"server_tls_protocols", ST_TLS_PROTOCOLS, FIELD(server_tls_protocols), "secure", 0, 0, 0},
     {"server_tls_sslmode", ST_SSLMODE, FIELD(server_tls_sslmode), "prefer", 0, 0, 0},
-    STR("service_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD),
+    STR("service_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD | SF_NOT_HERE),
     /* pgsieve's own: how long a shutdown waits for clients; 0 = as long as it takes. */
     TIME("shutdown_wait_timeout", FIELD(shutdown_wait_timeout), "0", 0),
     BOOL("so_reuseport", FIELD(so_reuseport), "0", SF_NO_RELOAD),
@@ -208,7 +209,7 @@ static bool has_field(const struct setting *s)
 /* Pending settings are stored (the code that will use them reads the field) but warn. */
 static bool implemented(const struct setting *s)
 {
-	return has_field(s) && !(s->flags & SF_PENDING);
+	return (has_field(s) && !(s->flags & SF_PENDING)) || (s->flags & SF_NOT_HERE);
 }
 
 static const struct setting *find_setting(const char *name)
@@ -873,8 +874,9 @@ static bool load_main(struct load_ctx *ctx, const char *key, const char *value, 
 	size_t at = (size_t)(s - settings);
 	free(ctx->c->origins[at]);
 	ctx->c->origins[at] = xasprintf("%s:%d", ctx->file, ctx->line);
+	if (!has_field(s))
+		remember_unimplemented(ctx->c, s->name, value); /* for SHOW CONFIG */
 	if (!implemented(s)) {
-		remember_unimplemented(ctx->c, s->name, value);
 		size_t i = (size_t)(s - settings);
 		if (!ctx->warned[i]) {
 			ctx->warned[i] = true;

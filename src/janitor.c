@@ -235,6 +235,7 @@ static void janitor_run(void)
 		pool_dispatch(pool);
 	}
 	pool_gc_autodb(now);
+	pool_gc_idle(now);
 	pool_fill_forced(now);
 	admin_tick();
 	pool_update_averages(now);

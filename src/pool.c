@@ -658,6 +658,14 @@ static bool pool_in_use(const struct pool *p)
 	       !list_empty(&p->used_servers) || !list_empty(&p->new_servers);
 }
 
+static void pool_free(struct pool *p)
+{
+	pool_stats_add(&p->db->retired, &p->stats);
+	list_del(&p->node);
+	params_free(p->welcome);
+	free(p);
+}
+
 void pool_gc_autodb(usec_t now)
 {
 	struct list_node *it, *tmp;
@@ -685,16 +693,40 @@ void pool_gc_autodb(usec_t now)
 		list_for_each_safe(pit, ptmp, &all_pools)
 		{
 			struct pool *p = container_of(pit, struct pool, node);
-			if (p->db != db)
-				continue;
-			list_del(&p->node);
-			params_free(p->welcome);
-			free(p);
+			if (p->db == db)
+				pool_free(p);
 		}
 		list_del(&db->node);
 		dbconf_clear(&db->conf);
 		free(db->name);
 		free(db);
+	}
+}
+
+void pool_gc_idle(usec_t now)
+{
+	struct list_node *it, *tmp, *sit, *stmp;
+	list_for_each_safe(it, tmp, &all_pools)
+	{
+		struct pool *p = container_of(it, struct pool, node);
+		if (!list_empty(&p->active_clients) || !list_empty(&p->waiting_clients) ||
+		    cf->pool_idle_timeout <= 0) {
+			p->unused_since = 0;
+			continue;
+		}
+		if (!p->unused_since)
+			p->unused_since = now;
+		if (now - p->unused_since < cf->pool_idle_timeout)
+			continue;
+		list_for_each_safe(sit, stmp, &p->idle_servers)
+		{
+			server_close(container_of(sit, struct server, node), "pool idle timeout");
+		}
+		if (!pool_in_use(p)) {
+			log_info("pool %s/%s: unused for pool_idle_timeout, freed", p->db->name,
+			         p->user->name);
+			pool_free(p);
+		}
 	}
 }
 
@@ -812,7 +844,8 @@ void pool_stats_add(struct pool_stats *dst, const struct pool_stats *s)
 
 void pool_db_stats(const struct pool_db *db, struct pool_stats *out)
 {
-	memset(out, 0, sizeof(*out));
+	/* Counters only grow: those of freed pools stay with the database. */
+	*out = db->retired;
 	struct list_node *it;
 	list_for_each(it, &all_pools)
 	{

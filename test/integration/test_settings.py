@@ -597,3 +597,35 @@ def test_bad_values_name_file_line_and_setting(pooler, pg):
     assert p.wait_exit(10) not in (None, 0)
     log = p.log()
     assert re.search(r'pgbouncer\.ini:\d+: trustuser: query_timeout: invalid time "soon"', log), log
+
+
+def test_login_notify_message(pooler):
+    p = pooler(settings={"login_notify_message": "maintenance tonight at 22:00"})
+    raw = p.raw()
+    msgs = raw.startup("trustuser", "testdb")
+    notices = [m for t, m in msgs if t == b"N"]
+    assert len(notices) == 1 and b"maintenance tonight at 22:00" in notices[0]
+    # It comes after the welcome parameters, just before ReadyForQuery.
+    assert [t for t, _ in msgs][-2:] == [b"N", b"Z"]
+    raw.close()
+    plain = pooler()
+    assert not [t for t, _ in plain.raw().startup("trustuser", "testdb") if t == b"N"]
+
+
+def test_pool_idle_timeout_frees_unused_pools_but_keeps_counters(pooler):
+    from test_admin import admin_pooler, console, show
+    p = admin_pooler(pooler, settings={"pool_idle_timeout": "1"})
+    with p.connect() as c:
+        c.execute("select 1")
+    with console(p) as adm:
+        assert [r for r in show(adm, "POOLS") if r["database"] == "testdb"]
+        before = int([r for r in show(adm, "STATS")
+                      if r["database"] == "testdb"][0]["total_xact_count"])
+        assert before >= 1
+        wait_for(lambda: not [r for r in show(adm, "POOLS") if r["database"] == "testdb"],
+                 5, what="the unused pool to be freed")
+        assert not [r for r in show(adm, "SERVERS") if r["database"] == "testdb"]
+        after = int([r for r in show(adm, "STATS")
+                     if r["database"] == "testdb"][0]["total_xact_count"])
+        assert after == before          # counters never go backwards
+    p.assert_serves()                   # a new pool is made on demand
