@@ -70,8 +70,8 @@ const char *sqlinfo_access_name(enum sqlinfo_access access);
 
 /*
  * A relation the statement names. Listed once per distinct (schema, name)
- * as written, in order of first appearance; a table both read and written
- * is listed once, as write. Write means the statement changes its rows or
+ * as written, in the order of the text; a table both read and written is
+ * listed once, as write. Write means the statement changes its rows or
  * its definition: INSERT/UPDATE/DELETE/MERGE targets (also inside CTEs),
  * COPY FROM, SELECT INTO and CREATE TABLE AS targets, and every relation
  * a DDL statement names (ALTER, DROP, TRUNCATE, GRANT ON, CREATE INDEX ON,
@@ -94,7 +94,8 @@ struct sqlinfo_table {
  * its alias in scope, the column is assigned by a DML target list, or the
  * statement has a single FROM item and it is a table. Otherwise -1 (the
  * qualifier is a subquery, function or CTE alias, or the reference is
- * unqualified among several FROM items). Distinct entries only.
+ * unqualified among several FROM items). Distinct entries only, in the
+ * order of the text; read and written, it is listed once, as write.
  */
 struct sqlinfo_column {
 	const char *schema;
@@ -111,6 +112,7 @@ struct sqlinfo_column {
  * grammar turns into a function call appears with the pg_catalog schema
  * the grammar gives it (EXTRACT -> "pg_catalog.extract"). Functions run
  * implicitly (operators, casts, triggers, defaults) are not listed.
+ * Distinct entries, in the order of the text.
  */
 struct sqlinfo_function {
 	const char *schema;
@@ -135,8 +137,10 @@ struct sqlinfo_stmt {
 	 * type). EXECUTE says "EXECUTE": the prepared statement is not known.
 	 */
 	const char *command;
-	/* SET, RESET, SHOW: the parameter name ("search_path", "role",
-	 * "session_authorization", "all"...); NULL otherwise and for RESET ALL. */
+	/* SET, RESET, SHOW: the parameter name, lower-cased since PostgreSQL
+	 * ignores its case (SET "ROLE" is SET ROLE): "search_path", "role",
+	 * "session_authorization", "all", "transaction" for SET TRANSACTION...;
+	 * NULL otherwise and for RESET ALL. */
 	const char *setting;
 	const char *fingerprint; /* libpg_query's, 16 hex digits */
 
@@ -179,7 +183,7 @@ enum sqlinfo_error {
 };
 
 struct sqlinfo {
-	const char *text; /* a NUL-terminated copy of the text analysed */
+	const char *text; /* a NUL-terminated copy of the text ("" when too long) */
 	size_t len;
 
 	/* When error is not SQLINFO_OK, n_stmts is 0: nothing is trusted. */
@@ -223,9 +227,11 @@ void sqlinfo_shutdown(void);
  * parse once per distinct statement). The analysis depends on nothing but
  * the text, so an entry is valid for every session. Texts longer than
  * SQLINFO_CACHE_MAX_SQL are analysed but not kept. Errors are cached too.
+ * For one thread (the event loop); entries are shared, never copied.
  */
-#define SQLINFO_CACHE_DEFAULT 1024
-#define SQLINFO_CACHE_MAX_SQL 32768
+#define SQLINFO_CACHE_DEFAULT     1024
+#define SQLINFO_CACHE_MAX_ENTRIES (1 << 20) /* larger capacities are cut to this */
+#define SQLINFO_CACHE_MAX_SQL     32768
 
 struct sqlinfo_cache;
 

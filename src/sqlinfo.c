@@ -955,6 +955,11 @@ static void walk_node(struct walk *w, const char *type, const struct jv *n,
 			return;
 		}
 		break;
+	case 'E':
+		/* CREATE TABLE ... AS EXECUTE runs a prepared statement. */
+		if (strcmp(type, "ExecuteStmt") == 0 && !w->force_read)
+			w->opaque = true;
+		break;
 	case 'F':
 		if (strcmp(type, "FuncCall") == 0) {
 			walk_func_call(w, n);
@@ -1159,7 +1164,6 @@ static const struct {
     {"AlterUserMappingStmt", SQLINFO_DDL, "ALTER USER MAPPING"},
     {"CheckPointStmt", SQLINFO_UTILITY, "CHECKPOINT"},
     {"ClusterStmt", SQLINFO_DDL, "CLUSTER"},
-    {"ConstraintsSetStmt", SQLINFO_SET, "SET CONSTRAINTS"},
     {"CreateAmStmt", SQLINFO_DDL, "CREATE ACCESS METHOD"},
     {"CreateCastStmt", SQLINFO_DDL, "CREATE CAST"},
     {"CreateConversionStmt", SQLINFO_DDL, "CREATE CONVERSION"},
@@ -1287,6 +1291,22 @@ static bool explain_analyzes(const struct jv *options)
 static void classify(struct walk *w, struct arena *out, const char *type, const struct jv *n,
                      struct stmt_class *c);
 
+/*
+ * A parameter name as PostgreSQL looks it up: without regard to case, so
+ * SET "ROLE" = 'x' is SET ROLE. Lower-cased here so that a policy
+ * comparing with "role" cannot be sidestepped by quoting.
+ */
+static const char *setting_name(struct arena *out, const char *name)
+{
+	if (!name)
+		return NULL;
+	char *s = arena_strdup(out, name);
+	for (char *p = s; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return s;
+}
+
 static void classify_explain(struct walk *w, struct arena *out, const struct jv *n,
                              struct stmt_class *c, bool *explain_analyze)
 {
@@ -1400,13 +1420,13 @@ static void classify(struct walk *w, struct arena *out, const char *type, const 
 		bool reset = s && strncmp(s, "VAR_RESET", 9) == 0;
 		c->kind = SQLINFO_SET;
 		c->command = reset ? "RESET" : "SET";
-		c->setting = jstr(n, "name");
+		c->setting = setting_name(out, jstr(n, "name"));
 		walk_value(w, jget(n, "args"), SQLINFO_READ);
 		return;
 	}
 	if (strcmp(type, "VariableShowStmt") == 0) {
 		c->command = "SHOW";
-		c->setting = jstr(n, "name");
+		c->setting = setting_name(out, jstr(n, "name"));
 		return;
 	}
 	if (strcmp(type, "DiscardStmt") == 0) {
@@ -1529,6 +1549,12 @@ static void classify(struct walk *w, struct arena *out, const char *type, const 
 		add_object_name(w, jstr(n, "objtype"), jget(n, "object"));
 		return;
 	}
+	if (strcmp(type, "ConstraintsSetStmt") == 0) {
+		/* Its constraint names are RangeVars, but not relations. */
+		c->kind = SQLINFO_SET;
+		c->command = "SET CONSTRAINTS";
+		return;
+	}
 	if (strcmp(type, "CompositeTypeStmt") == 0) {
 		/* Its name is a RangeVar (composite types live in pg_class),
 		 * but it names a type, not a table. */
@@ -1546,6 +1572,11 @@ static void classify(struct walk *w, struct arena *out, const char *type, const 
 		if (strcmp(type, "DropStmt") == 0) {
 			for (const struct jv *o = jitems(jget(n, "objects")); o; o = o->next)
 				add_object_name(w, s, o);
+			return;
+		}
+		if (strcmp(type, "AlterTableStmt") == 0 && s && strcmp(s, "OBJECT_TYPE") == 0) {
+			/* ALTER TYPE of a composite type: its name is a RangeVar. */
+			walk_value(w, jget(n, "cmds"), SQLINFO_WRITE);
 			return;
 		}
 		walk_fields(w, n, SQLINFO_WRITE);
@@ -1881,7 +1912,7 @@ static struct sqlinfo *new_info(const char *sql, size_t len)
 	struct sqlinfo *info = arena_zalloc(&a, sizeof(*info));
 	info->refs = 1;
 	size_t keep = len > SQLINFO_MAX_SQL ? 0 : len;
-	info->text = arena_strndup(&a, sql ? sql : "", keep);
+	info->text = arena_strndup(&a, sql ? sql : "", sql ? keep : 0);
 	info->len = keep;
 	struct arena *home = arena_alloc(&a, sizeof(*home));
 	*home = a;
@@ -1971,6 +2002,8 @@ static void analyse_on_thread(struct sqlinfo *info)
 
 struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len)
 {
+	if (!sql)
+		len = 0;
 	struct sqlinfo *info = new_info(sql, len);
 	struct arena *out = info_arena(info);
 	if (len > SQLINFO_MAX_SQL) {
@@ -2048,6 +2081,8 @@ static uint64_t cache_hash(const struct sqlinfo_cache *c, const char *s, size_t 
 struct sqlinfo_cache *sqlinfo_cache_new(size_t capacity)
 {
 	struct sqlinfo_cache *c = xcalloc(1, sizeof(*c));
+	if (capacity > SQLINFO_CACHE_MAX_ENTRIES)
+		capacity = SQLINFO_CACHE_MAX_ENTRIES;
 	c->stats.capacity = capacity;
 	c->nbuckets = 16;
 	while (c->nbuckets < capacity * 2)
@@ -2097,6 +2132,10 @@ void sqlinfo_cache_free(struct sqlinfo_cache *c)
 
 struct sqlinfo *sqlinfo_cache_analyse(struct sqlinfo_cache *c, const char *sql, size_t len)
 {
+	if (!sql) {
+		sql = "";
+		len = 0;
+	}
 	if (c->stats.capacity == 0 || len > SQLINFO_CACHE_MAX_SQL) {
 		c->stats.uncached++;
 		return sqlinfo_analyse(sql, len);

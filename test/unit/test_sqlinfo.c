@@ -284,6 +284,12 @@ static const struct scase cases[] = {
     {"ALTER FUNCTION f() OWNER TO bob", "ddl", "ALTER FUNCTION", "", "", ""},
     {"ALTER FUNCTION f() SECURITY DEFINER", "ddl", "ALTER FUNCTION", "", "", ""},
     {"ALTER TYPE mood ADD VALUE 'happy'", "ddl", "ALTER TYPE", "", "", ""},
+    {"ALTER TYPE pair ADD ATTRIBUTE c int", "ddl", "ALTER TYPE", "", "", ""},
+    {"ALTER TABLE t ATTACH PARTITION p FOR VALUES IN (1)", "ddl", "ALTER TABLE", "w:t;w:p", "", ""},
+    {"CREATE TABLE t (a int GENERATED ALWAYS AS (length(pg_read_file('x'))) STORED)", "ddl",
+     "CREATE TABLE", "w:t", "length;pg_read_file", ""},
+    {"ALTER TRIGGER trg ON s.t RENAME TO trg2", "ddl", "ALTER TRIGGER", "w:s.t", "", ""},
+    {"CREATE LANGUAGE plperl", "ddl", "CREATE EXTENSION", "", "", ""},
     {"CREATE SEQUENCE s.seq", "ddl", "CREATE SEQUENCE", "w:s.seq", "", ""},
     {"CREATE SCHEMA app", "ddl", "CREATE SCHEMA", "", "", ""},
     {"CREATE SCHEMA app CREATE TABLE app_t (id int)", "ddl", "CREATE SCHEMA", "w:app_t", "", ""},
@@ -372,14 +378,20 @@ static const struct scase cases[] = {
      .setting = "session_authorization"},
     {"SET TIME ZONE 'UTC'", "set", "SET", "", "", "", .setting = "timezone"},
     {"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", "set", "SET", "", "", "",
-     .setting = "TRANSACTION"},
+     .setting = "transaction"},
+    /* parameter names are case-insensitive: quoting does not hide one */
+    {"SET \"ROLE\" TO admin", "set", "SET", "", "", "", .setting = "role"},
+    {"RESET \"Search_Path\"", "set", "RESET", "", "", "", .setting = "search_path"},
     {"RESET ROLE", "set", "RESET", "", "", "", .setting = "role"},
     {"RESET ALL", "set", "RESET", "", "", ""},
     {"SET CONSTRAINTS ALL DEFERRED", "set", "SET CONSTRAINTS", "", "", ""},
+    {"SET CONSTRAINTS s.c1, c2 IMMEDIATE", "set", "SET CONSTRAINTS", "", "", ""},
     {"DISCARD ALL", "set", "DISCARD ALL", "", "", ""},
     {"DISCARD TEMP", "set", "DISCARD TEMP", "", "", ""},
     {"SHOW search_path", "utility", "SHOW", "", "", "", .setting = "search_path"},
     {"SHOW ALL", "utility", "SHOW", "", "", "", .setting = "all"},
+    {"SHOW TRANSACTION ISOLATION LEVEL", "utility", "SHOW", "", "", "",
+     .setting = "transaction_isolation"},
     /* CALL, DO, PREPARE, EXECUTE, DEALLOCATE */
     {"CALL process_queue(10)", "call", "CALL", "", "process_queue", "O"},
     {"CALL s.p(pg_read_file('x'))", "call", "CALL", "", "s.p;pg_read_file", "O"},
@@ -409,6 +421,8 @@ static const struct scase cases[] = {
     {"EXPLAIN EXECUTE q(1)", "utility", "EXPLAIN", "", "", "E"},
     {"EXPLAIN ANALYZE CREATE TABLE x AS SELECT * FROM t", "ddl", "EXPLAIN", "w:x;r:t", "", "EA"},
     {"EXPLAIN ANALYZE SELECT pg_read_file('x')", "select", "EXPLAIN", "", "pg_read_file", "EA"},
+    /* a prepared statement run by CREATE TABLE AS is as opaque as EXECUTE */
+    {"CREATE TABLE x AS EXECUTE q(1)", "ddl", "CREATE TABLE AS", "w:x", "", "O"},
     /* utility */
     {"LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE", "utility", "LOCK TABLE", "w:accounts", "", ""},
     {"LOCK accounts IN ACCESS SHARE MODE", "utility", "LOCK TABLE", "r:accounts", "", ""},
@@ -841,6 +855,9 @@ static void test_empty(void)
 	}
 	struct sqlinfo *info = sqlinfo_analyse(NULL, 0);
 	CHECK(info->error == SQLINFO_OK && info->n_stmts == 0);
+	sqlinfo_free(info);
+	info = sqlinfo_analyse(NULL, 5);
+	CHECK(info->error == SQLINFO_OK && info->n_stmts == 0 && info->len == 0);
 	sqlinfo_free(info);
 }
 
