@@ -203,15 +203,14 @@ static char *jparse_string(struct jparser *jp)
 {
 	char *start = ++jp->p, *out = start;
 	while (jp->p < jp->end) {
-		/* The buffer is NUL-terminated: strcspn finds the next quote or
-		 * backslash fast, and the common string has no escape to copy. */
-		size_t plain = strcspn(jp->p, "\"\\");
-		if (plain > (size_t)(jp->end - jp->p))
-			break;
-		if (out != jp->p)
-			memmove(out, jp->p, plain);
-		out += plain;
-		jp->p += plain;
+		/* Strings here are short and rarely escaped: a plain scan, and a
+		 * copy only once an escape has shifted the output. */
+		char *plain = jp->p;
+		while (jp->p < jp->end && *jp->p != '"' && *jp->p != '\\')
+			jp->p++;
+		if (out != plain)
+			memmove(out, plain, (size_t)(jp->p - plain));
+		out += jp->p - plain;
 		if (jp->p >= jp->end)
 			break;
 		if (*jp->p == '"') {
