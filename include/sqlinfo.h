@@ -218,8 +218,12 @@ struct sqlinfo *sqlinfo_ref(struct sqlinfo *info);
 /* Drops a reference; the last one frees everything. NULL is ignored. */
 void sqlinfo_free(struct sqlinfo *info);
 
-/* Releases libpg_query's memory context of the calling thread; call once
- * from the main thread at exit (valgrind-clean shutdown). */
+/*
+ * Releases libpg_query's memory context of the calling thread, at exit
+ * (valgrind-clean shutdown). Harmless in a thread that never analysed
+ * anything and when called again, where pg_query_exit() alone crashes;
+ * analyses asked for afterwards still work, each on a short-lived thread.
+ */
 void sqlinfo_shutdown(void);
 
 /*

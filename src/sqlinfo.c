@@ -1925,9 +1925,18 @@ static struct arena *info_arena(struct sqlinfo *info)
 	return info->arena;
 }
 
+/*
+ * Whether this thread holds libpg_query's memory context, and whether it
+ * has released it: pg_query_exit() crashes in a thread that never parsed
+ * and when called twice, and after it the thread cannot parse again
+ * (libpg_query exits the process), so later analyses go to a new thread.
+ */
+static _Thread_local bool pg_query_used, pg_query_closed;
+
 static void analyse_core(struct sqlinfo *info)
 {
 	struct arena *out = info_arena(info);
+	pg_query_used = true;
 	PgQueryParseResult pr = pg_query_parse(info->text);
 	if (pr.error) {
 		set_error(info, out, SQLINFO_ERR_SYNTAX, pr.error->message, pr.error->cursorpos);
@@ -2019,7 +2028,7 @@ struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len)
 		          (int)(nul - info->text) + 1);
 		return info;
 	}
-	if (len > INLINE_MAX)
+	if (len > INLINE_MAX || pg_query_closed)
 		analyse_on_thread(info);
 	else
 		analyse_core(info);
@@ -2045,7 +2054,10 @@ void sqlinfo_free(struct sqlinfo *info)
 
 void sqlinfo_shutdown(void)
 {
-	pg_query_exit();
+	if (pg_query_used)
+		pg_query_exit();
+	pg_query_used = false;
+	pg_query_closed = true;
 }
 
 /* ------------------------------------------------------------------ */

@@ -22,6 +22,7 @@
 #include "unit.h"
 
 #include <pg_query.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -984,6 +985,25 @@ static void test_cache(void)
 	sqlinfo_cache_free(cache);
 }
 
+static void *shutdown_unused_thread(void *arg)
+{
+	sqlinfo_shutdown(); /* this thread never parsed: must not crash */
+	return arg;
+}
+
+static void test_shutdown(void)
+{
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, shutdown_unused_thread, NULL) == 0);
+	CHECK(pthread_join(t, NULL) == 0);
+	sqlinfo_shutdown();
+	sqlinfo_shutdown(); /* again: must not crash either */
+	/* and the module still works afterwards */
+	struct sqlinfo *info = sqlinfo_analyse("SELECT 1", 8);
+	CHECK(info->error == SQLINFO_OK && info->n_stmts == 1);
+	sqlinfo_free(info);
+}
+
 static double now_us(void)
 {
 	struct timespec ts;
@@ -1081,6 +1101,7 @@ int main(void)
 	printf("corpus: %zu statements, %zu multi-statement strings, %zu rejected texts\n",
 	       ARRAY_SIZE(cases), ARRAY_SIZE(multi_cases), ARRAY_SIZE(error_cases));
 	report_timing();
+	test_shutdown();
 	sqlinfo_shutdown();
 	return unit_summary("test_sqlinfo");
 }
