@@ -212,6 +212,21 @@ struct sqlinfo {
  */
 struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len) MUST_CHECK;
 
+/*
+ * Whether analyses describe what a server session with these parameter
+ * values (as ParameterStatus reports them; NULL when unknown) will run.
+ * libpg_query reads the text's bytes with standard_conforming_strings on;
+ * the server reads them after conversion from client_encoding. With
+ * standard_conforming_strings off, SELECT 'a\' , '; DROP TABLE t; --'
+ * is one SELECT here and a DROP TABLE there; with SJIS, BIG5, GBK, UHC,
+ * GB18030 or JOHAB a character can end in the byte of a backslash, which
+ * moves the end of an E'' string. Both were checked against PostgreSQL
+ * 15. Returns true only for standard_conforming_strings "on" and a
+ * client_encoding PostgreSQL can also use as a server encoding (all are
+ * ASCII-safe); otherwise every statement of the session must be denied.
+ */
+bool sqlinfo_session_safe(const char *client_encoding, const char *standard_conforming_strings);
+
 /* Adds a reference; returns info. */
 struct sqlinfo *sqlinfo_ref(struct sqlinfo *info);
 

@@ -2035,6 +2035,46 @@ struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len)
 	return info;
 }
 
+/* PostgreSQL's server encodings (pg_wchar.h, up to PG_ENCODING_BE_LAST):
+ * none has a multibyte character with an ASCII byte in it. Names are
+ * compared as PostgreSQL compares them: case and punctuation ignored. */
+static const char *const safe_encodings[] = {
+    "sqlascii",    "utf8",        "unicode",      "eucjp",       "euccn",       "euckr",
+    "euctw",       "eucjis2004",  "muleinternal", "latin1",      "latin2",      "latin3",
+    "latin4",      "latin5",      "latin6",       "latin7",      "latin8",      "latin9",
+    "latin10",     "iso88591",    "iso88592",     "iso88593",    "iso88594",    "iso88595",
+    "iso88596",    "iso88597",    "iso88598",     "iso88599",    "iso885910",   "iso885913",
+    "iso885914",   "iso885915",   "iso885916",    "win866",      "win874",      "win1250",
+    "win1251",     "win1252",     "win1253",      "win1254",     "win1255",     "win1256",
+    "win1257",     "win1258",     "windows866",   "windows874",  "windows1250", "windows1251",
+    "windows1252", "windows1253", "windows1254",  "windows1255", "windows1256", "windows1257",
+    "windows1258", "koi8r",       "koi8",         "koi8u",
+};
+
+bool sqlinfo_session_safe(const char *client_encoding, const char *standard_conforming_strings)
+{
+	if (!client_encoding || !standard_conforming_strings ||
+	    strcasecmp(standard_conforming_strings, "on") != 0)
+		return false;
+	char name[32];
+	size_t n = 0;
+	for (const char *p = client_encoding; *p; p++) {
+		char ch = *p;
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+			continue;
+		if (n + 1 >= sizeof(name))
+			return false;
+		name[n++] = ch;
+	}
+	name[n] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(safe_encodings); i++)
+		if (strcmp(name, safe_encodings[i]) == 0)
+			return true;
+	return false;
+}
+
 struct sqlinfo *sqlinfo_ref(struct sqlinfo *info)
 {
 	info->refs++;

@@ -985,6 +985,49 @@ static void test_cache(void)
 	sqlinfo_cache_free(cache);
 }
 
+static void test_session_safe(void)
+{
+	/* what the server reports, and how clients spell it */
+	CHECK(sqlinfo_session_safe("UTF8", "on"));
+	CHECK(sqlinfo_session_safe("utf-8", "ON"));
+	CHECK(sqlinfo_session_safe("SQL_ASCII", "on"));
+	CHECK(sqlinfo_session_safe("LATIN1", "on"));
+	CHECK(sqlinfo_session_safe("WIN1252", "on"));
+	CHECK(sqlinfo_session_safe("EUC_JP", "on"));
+	CHECK(sqlinfo_session_safe("KOI8U", "on"));
+	/* backslashes in strings: the server would split differently */
+	CHECK(!sqlinfo_session_safe("UTF8", "off"));
+	CHECK(!sqlinfo_session_safe("UTF8", NULL));
+	CHECK(!sqlinfo_session_safe("UTF8", ""));
+	/* client-only encodings: a character may end with the byte of '\' */
+	CHECK(!sqlinfo_session_safe("SJIS", "on"));
+	CHECK(!sqlinfo_session_safe("Shift_JIS", "on"));
+	CHECK(!sqlinfo_session_safe("SHIFT_JIS_2004", "on"));
+	CHECK(!sqlinfo_session_safe("BIG5", "on"));
+	CHECK(!sqlinfo_session_safe("GBK", "on"));
+	CHECK(!sqlinfo_session_safe("UHC", "on"));
+	CHECK(!sqlinfo_session_safe("GB18030", "on"));
+	CHECK(!sqlinfo_session_safe("JOHAB", "on"));
+	/* unknown or absent: not trusted */
+	CHECK(!sqlinfo_session_safe(NULL, "on"));
+	CHECK(!sqlinfo_session_safe("", "on"));
+	CHECK(!sqlinfo_session_safe("klingon", "on"));
+	CHECK(!sqlinfo_session_safe("utf8utf8utf8utf8utf8utf8utf8utf8utf8", "on"));
+
+	/* The texts those settings would turn into a DROP are, to the
+	 * analysis, one harmless SELECT: this is why the check exists. */
+	static const char scs[] = "SELECT 'a\\' , '; DROP TABLE t; --'";
+	static const char sjis[] = "SELECT E'\x95\\'; DROP TABLE t; --'";
+	const char *texts[] = {scs, sjis};
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		struct sqlinfo *info = sqlinfo_analyse(texts[i], strlen(texts[i]));
+		CHECK(info->error == SQLINFO_OK && info->n_stmts == 1);
+		CHECK(info->n_stmts == 1 && info->stmts[0].kind == SQLINFO_SELECT &&
+		      info->stmts[0].n_tables == 0);
+		sqlinfo_free(info);
+	}
+}
+
 static void *shutdown_unused_thread(void *arg)
 {
 	sqlinfo_shutdown(); /* this thread never parsed: must not crash */
@@ -1096,6 +1139,7 @@ int main(void)
 	test_empty();
 	test_fingerprints();
 	test_references();
+	test_session_safe();
 	test_limits();
 	test_cache();
 	printf("corpus: %zu statements, %zu multi-statement strings, %zu rejected texts\n",
