@@ -160,8 +160,9 @@ struct sqlinfo_stmt {
 	 * `WITH d AS (DELETE FROM t) SELECT 1` is a SELECT. */
 	bool unfiltered_write;
 	bool writes; /* some table has access write */
-	/* The analysis cannot see what runs: DO, CALL, EXECUTE, CREATE
-	 * FUNCTION/PROCEDURE with a string body, an unknown statement type. */
+	/* The analysis cannot see what runs: DO, CALL, EXECUTE (also under
+	 * CREATE TABLE AS), LOAD, CREATE FUNCTION/PROCEDURE with a string
+	 * body, a statement type unknown here. */
 	bool opaque;
 	/* EXPLAIN: kind is utility and every table is read (nothing runs),
 	 * unless explain_analyze, which runs the statement: then kind,

@@ -1199,7 +1199,6 @@ static const struct {
     {"ImportForeignSchemaStmt", SQLINFO_DDL, "IMPORT FOREIGN SCHEMA"},
     {"IndexStmt", SQLINFO_DDL, "CREATE INDEX"},
     {"ListenStmt", SQLINFO_UTILITY, "LISTEN"},
-    {"LoadStmt", SQLINFO_UTILITY, "LOAD"},
     {"NotifyStmt", SQLINFO_UTILITY, "NOTIFY"},
     {"ReassignOwnedStmt", SQLINFO_DDL, "REASSIGN OWNED"},
     {"RefreshMatViewStmt", SQLINFO_DDL, "REFRESH MATERIALIZED VIEW"},
@@ -1546,6 +1545,12 @@ static void classify(struct walk *w, struct arena *out, const char *type, const 
 		c->kind = SQLINFO_DDL;
 		c->command = type[0] == 'C' ? "COMMENT" : "SECURITY LABEL";
 		add_object_name(w, jstr(n, "objtype"), jget(n, "object"));
+		return;
+	}
+	if (strcmp(type, "LoadStmt") == 0) {
+		/* Runs a shared library's initialisation code. */
+		c->command = "LOAD";
+		set_opaque(w);
 		return;
 	}
 	if (strcmp(type, "ConstraintsSetStmt") == 0) {

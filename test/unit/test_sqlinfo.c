@@ -438,7 +438,7 @@ static const struct scase cases[] = {
     {"LISTEN jobs", "utility", "LISTEN", "", "", ""},
     {"UNLISTEN *", "utility", "UNLISTEN", "", "", ""},
     {"NOTIFY jobs, 'payload'", "utility", "NOTIFY", "", "", ""},
-    {"LOAD 'auto_explain'", "utility", "LOAD", "", "", ""},
+    {"LOAD 'auto_explain'", "utility", "LOAD", "", "", "O"},
     {"DECLARE c CURSOR WITH HOLD FOR SELECT * FROM big", "select", "DECLARE CURSOR", "r:big", "",
      ""},
     {"FETCH 10 FROM c", "utility", "FETCH", "", "", ""},
