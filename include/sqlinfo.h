@@ -11,12 +11,15 @@
  * silently drops a statement that begins with an unknown word).
  *
  * The analysis is purely textual: no catalog, no search_path. A table is
- * reported as written ("users" and "public.users" are two entries); a
+ * reported as written ("users" and "public.users" are two entries, and an
+ * unqualified name means whatever the session's search_path finds); a
  * view is a table; a function's body is not looked into. Where the text
- * cannot say what will run (DO, CALL, EXECUTE of a prepared statement, a
- * function created from a string body, a statement type this module does
- * not know), the statement is flagged opaque so that a fail-closed policy
- * can deny it.
+ * cannot say what will run (DO, CALL, EXECUTE of a prepared statement,
+ * LOAD, a function created from a string body, a statement type this
+ * module does not know), the statement is flagged opaque so that a
+ * fail-closed policy can deny it. The text is read as a session with
+ * standard_conforming_strings on and an ASCII-safe client_encoding reads
+ * it: see sqlinfo_session_safe().
  *
  * An analysis is immutable once built and reference-counted, so that the
  * cache below and a statement held for approval can share it. Everything
