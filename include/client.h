@@ -72,6 +72,8 @@ struct client {
 	struct pool_user *account;        /* its role, whose client count it holds */
 	struct server *auth_server;       /* running our auth_query */
 	struct prepared_client *prepared; /* its prepared statement names (transaction pooling) */
+	bool policy_checked; /* the message at the head of its input has been through the policy */
+	bool skip_to_sync;   /* a Parse was refused with no server: drop up to Sync */
 };
 
 extern struct list_node all_clients;

@@ -219,6 +219,13 @@ struct config {
 	/* pgsieve's own: host:port of the Prometheus endpoint; NULL = off */
 	char *metrics_listen;
 
+	/* The policy pipeline (pgsieve's own). */
+	char *policy_scripts; /* "path[:options], ..." in order; NULL = no policy */
+	int policy_max_instructions;
+	int policy_max_memory;
+	char *policy_mode;     /* enforce | observe */
+	char *policy_on_error; /* deny | allow */
+
 	/* TLS towards clients (we are the TLS server); file names NULL = not set */
 	enum tls_mode client_tls_sslmode;
 	char *client_tls_key_file;

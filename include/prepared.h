@@ -72,6 +72,13 @@ enum prepared_verdict prepared_client_unlinked(struct client *client, uint8_t ty
  */
 bool prepared_server_message(struct server *server, uint8_t type, const uint8_t *body,
                              uint32_t len);
+/*
+ * Runs sql (a statement that raises the error the client must get) on the
+ * server in place of a request the policy refused, as unnamed statement
+ * and portal: the client sees the error in its place in the pipeline, and
+ * the server skips to Sync and aborts a transaction as for any error.
+ */
+void prepared_raise(struct client *client, struct server *server, const char *sql);
 /* Sends the answers the pooler gives itself whose turn has come. */
 void prepared_emit(struct server *server);
 /* Responses are still due: the server cannot go back to the pool. */

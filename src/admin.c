@@ -12,6 +12,7 @@
 #include "log.h"
 #include "params.h"
 #include "pool.h"
+#include "policy.h"
 #include "pooler.h"
 #include "prepared.h"
 #include "proto.h"
@@ -391,6 +392,16 @@ static void cmd_set(struct client *c, const char *sql)
 			return;
 		}
 		tls_install(t);
+	}
+	/* The scripts are compiled again with the new value, or the value is undone. */
+	if (strncmp(key, "policy_", 7) == 0 && !policy_configure(&err)) {
+		char *undo_err = NULL;
+		if (!config_set(cf, key, old, &undo_err))
+			free(undo_err);
+		send_error(c, "08P01", "%s", err);
+		free(err);
+		free(old);
+		return;
 	}
 	free(old);
 	log_info("SET %s = '%s' by %s", key, value, c->user);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "params.h"
 #include "pool.h"
+#include "policy.h"
 #include "prepared.h"
 #include "pooler.h"
 #include "proto.h"
@@ -142,6 +143,7 @@ static void free_client(struct client *c)
 	free(c->admin_wait_db);
 	varcache_free(&c->vars);
 	prepared_client_free(c);
+	policy_client_gone(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);
@@ -513,6 +515,85 @@ static void forward(struct client *c, size_t n)
 	s->pool->stats.bytes_received += n;
 }
 
+static void send_ready_idle(struct client *c)
+{
+	static const uint8_t ready_idle[] = {'Z', 0, 0, 0, 5, 'I'};
+	sbuf_send(&c->sb, ready_idle, sizeof(ready_idle));
+}
+
+/* Replaces the message at the head of the input (the one being handled). */
+static void replace_head(struct client *c, uint32_t old_len, const struct pktbuf *pb)
+{
+	evbuffer_drain(c->sb.in, old_len);
+	if (evbuffer_prepend(c->sb.in, pb->data, pb->len) != 0)
+		die("out of memory replacing a message");
+}
+
+/*
+ * The policy's verdict on a Query or Parse whose whole message is at the
+ * head of the input. PASS leaves it; a rewrite replaces it; a denial is
+ * answered here when no server is linked (nothing to keep in step), and
+ * otherwise becomes a statement that makes the server raise the error, so
+ * that it comes in order and aborts a transaction as PostgreSQL's would.
+ */
+static void apply_policy(struct client *c, uint8_t type, uint32_t body_len)
+{
+	uint32_t total = PROTO_HEADER_LEN + body_len;
+	const uint8_t *msg = evbuffer_pullup(c->sb.in, total);
+	const char *body = (const char *)msg + PROTO_HEADER_LEN;
+	size_t name_len = type == 'P' ? strnlen(body, body_len) + 1 : 0;
+	const char *sql = body + name_len;
+	size_t sql_len = strnlen(sql, body_len - (name_len < body_len ? name_len : body_len));
+	struct policy_result r;
+	policy_check(c, sql, sql_len, type == 'P', &r);
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	switch (r.decision) {
+	case POLICY_PASS:
+		c->policy_checked = true;
+		break;
+	case POLICY_REWRITTEN:
+		pktbuf_begin(&pb, type);
+		if (type == 'P')
+			pktbuf_put_string(&pb, body);
+		pktbuf_put_string(&pb, r.sql);
+		if (type == 'P') {
+			size_t after =
+			    name_len + sql_len + 1; /* parameter types follow the query */
+			if (after < body_len)
+				pktbuf_put_bytes(&pb, body + after, body_len - after);
+		}
+		pktbuf_end(&pb);
+		replace_head(c, total, &pb);
+		c->policy_checked = true;
+		break;
+	case POLICY_DENIED:
+		if (!c->server) {
+			evbuffer_drain(c->sb.in, total);
+			proto_build_error(&pb, "ERROR", r.sqlstate, r.message);
+			sbuf_send(&c->sb, pb.data, pb.len);
+			if (type == 'Q')
+				send_ready_idle(c);
+			else
+				c->skip_to_sync = true;
+		} else {
+			char *raise = policy_raise_sql(r.sqlstate, r.message);
+			if (type == 'Q') {
+				proto_build_query(&pb, raise);
+				replace_head(c, total, &pb);
+				c->policy_checked = true;
+			} else {
+				evbuffer_drain(c->sb.in, total);
+				prepared_raise(c, c->server, raise);
+			}
+			free(raise);
+		}
+		break;
+	}
+	pktbuf_free(&pb);
+	policy_result_clear(&r);
+}
+
 static bool client_process(struct client *c)
 {
 	struct evbuffer *in = c->sb.in;
@@ -579,15 +660,35 @@ static bool client_process(struct client *c)
 			return false;
 		}
 		bool tracking = prepared_tracking(c->pool);
-		/* Statement names are rewritten: such messages are handled whole. */
-		if (tracking && prepared_needs_whole(type) && avail < PROTO_HEADER_LEN + body_len)
+		bool checking =
+		    policy_enabled() && !c->policy_checked && (type == 'Q' || type == 'P');
+		/* Statement names are rewritten, statements checked: such messages are handled
+		 * whole. */
+		if ((checking || c->skip_to_sync || (tracking && prepared_needs_whole(type))) &&
+		    avail < PROTO_HEADER_LEN + body_len)
 			return true;
+		if (c->skip_to_sync) {
+			/* The rest of a refused Parse's pipeline, answered at its Sync. */
+			evbuffer_drain(in, PROTO_HEADER_LEN + body_len);
+			if (type == 'S') {
+				c->skip_to_sync = false;
+				send_ready_idle(c);
+			}
+			continue;
+		}
+		if (checking) {
+			apply_policy(c, type, body_len);
+			if (c->state == CL_CLOSED)
+				return false;
+			continue; /* the head is now the checked message, or gone */
+		}
 		if (!c->server && tracking) {
 			const uint8_t *msg = prepared_needs_whole(type)
 			                         ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
 			                         : NULL;
 			if (prepared_client_unlinked(c, type, msg, body_len) == PREPARED_HANDLED) {
 				evbuffer_drain(in, PROTO_HEADER_LEN + body_len);
+				c->policy_checked = false;
 				continue;
 			}
 		}
@@ -602,6 +703,7 @@ static bool client_process(struct client *c)
 				return false;
 		}
 		struct server *s = c->server;
+		c->policy_checked = false; /* this message is on its way now */
 		if (!c->xact_start)
 			c->xact_start = now_usec();
 		switch (type) {
@@ -622,8 +724,8 @@ static bool client_process(struct client *c)
 		default:
 			break;
 		}
-		if (tracking) {
-			const uint8_t *msg = prepared_needs_whole(type)
+		if (tracking || policy_enabled()) {
+			const uint8_t *msg = tracking && prepared_needs_whole(type)
 			                         ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
 			                         : NULL;
 			if (prepared_client_message(c, s, type, msg, body_len) ==

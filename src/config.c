@@ -42,6 +42,7 @@ struct config *cf;
 
 enum setting_type {
 	ST_STRING,
+	ST_CHOICE, /* a string, one of setting.choices ("a|b|c") */
 	ST_INT,
 	ST_BOOL,
 	ST_TIME,
@@ -69,14 +70,16 @@ struct setting {
 	size_t offset; /* NO_FIELD: accepted but not implemented */
 	const char *def;
 	unsigned flags;
-	int64_t min, max; /* for ST_INT and ST_TIME (in microseconds) */
+	int64_t min, max;    /* for ST_INT and ST_TIME (in microseconds) */
+	const char *choices; /* for ST_CHOICE */
 };
 
 /* clang-format off */
-#define STR(n, field, def, flags) {n, ST_STRING, field, def, flags, 0, 0}
-#define INT(n, field, def, flags, lo, hi) {n, ST_INT, field, def, flags, lo, hi}
-#define BOOL(n, field, def, flags) {n, ST_BOOL, field, def, flags, 0, 1}
-#define TIME(n, field, def, flags) {n, ST_TIME, field, def, flags, 0, TIME_MAX}
+#define STR(n, field, def, flags) {n, ST_STRING, field, def, flags, 0, 0, NULL}
+#define INT(n, field, def, flags, lo, hi) {n, ST_INT, field, def, flags, lo, hi, NULL}
+#define BOOL(n, field, def, flags) {n, ST_BOOL, field, def, flags, 0, 1, NULL}
+#define TIME(n, field, def, flags) {n, ST_TIME, field, def, flags, 0, TIME_MAX, NULL}
+#define CHOICE(n, field, def, flags, choices) {n, ST_CHOICE, field, def, flags, 0, 0, choices}
 /* clang-format on */
 
 #ifdef __linux__
@@ -99,7 +102,7 @@ static const struct setting settings[] = {
     STR("auth_ident_file", FIELD(auth_ident_file), "", SF_EMPTY_NULL),
     STR("auth_ldap_options", NO_FIELD, "", 0),
     STR("auth_query", FIELD(auth_query), DEFAULT_AUTH_QUERY, 0),
-    {"auth_type", ST_AUTH_TYPE, FIELD(auth_type), "md5", 0, 0, 0},
+    {"auth_type", ST_AUTH_TYPE, FIELD(auth_type), "md5", 0, 0, 0, NULL},
     STR("auth_user", FIELD(auth_user), "", SF_EMPTY_NULL),
     TIME("autodb_idle_timeout", FIELD(autodb_idle_timeout), "3600", 0),
     TIME("cancel_wait_timeout", FIELD(cancel_wait_timeout), "10", 0),
@@ -109,11 +112,11 @@ static const struct setting settings[] = {
     STR("client_tls_ca_file", FIELD(client_tls_ca_file), "", SF_EMPTY_NULL),
     STR("client_tls_cert_file", FIELD(client_tls_cert_file), "", SF_EMPTY_NULL),
     STR("client_tls_ciphers", FIELD(client_tls_ciphers), "default", 0),
-    {"client_tls_dheparams", ST_TLS_DHEPARAMS, FIELD(client_tls_dheparams), "auto", 0, 0, 0},
+    {"client_tls_dheparams", ST_TLS_DHEPARAMS, FIELD(client_tls_dheparams), "auto", 0, 0, 0, NULL},
     STR("client_tls_ecdhcurve", FIELD(client_tls_ecdhcurve), "auto", 0),
     STR("client_tls_key_file", FIELD(client_tls_key_file), "", SF_EMPTY_NULL),
-    {"client_tls_protocols", ST_TLS_PROTOCOLS, FIELD(client_tls_protocols), "secure", 0, 0, 0},
-    {"client_tls_sslmode", ST_SSLMODE, FIELD(client_tls_sslmode), "disable", 0, 0, 0},
+    {"client_tls_protocols", ST_TLS_PROTOCOLS, FIELD(client_tls_protocols), "secure", 0, 0, 0, NULL},
+    {"client_tls_sslmode", ST_SSLMODE, FIELD(client_tls_sslmode), "disable", 0, 0, 0, NULL},
     STR("conffile", NO_FIELD, "", SF_CONFFILE),
     INT("default_pool_size", FIELD(default_pool_size), "20", 0, 0, INT_MAX),
     BOOL("disable_pqexec", FIELD(disable_pqexec), "0", SF_NO_RELOAD),
@@ -145,8 +148,13 @@ static const struct setting settings[] = {
     STR("pidfile", FIELD(pidfile), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     /* Every connection holds buffers of this size: bounded so a typo cannot exhaust memory. */
     INT("pkt_buf", FIELD(pkt_buf), "4096", SF_NO_RELOAD, 512, 16 * 1024 * 1024),
+    INT("policy_max_instructions", FIELD(policy_max_instructions), "1000000", 0, 1000, INT_MAX),
+    INT("policy_max_memory", FIELD(policy_max_memory), "67108864", 0, 1048576, INT_MAX),
+    CHOICE("policy_mode", FIELD(policy_mode), "enforce", 0, "enforce|observe"),
+    CHOICE("policy_on_error", FIELD(policy_on_error), "deny", 0, "deny|allow"),
+    STR("policy_scripts", FIELD(policy_scripts), "", SF_EMPTY_NULL),
     TIME("pool_idle_timeout", FIELD(pool_idle_timeout), "0", 0),
-    {"pool_mode", ST_POOL_MODE, FIELD(pool_mode), "session", 0, 0, 0},
+    {"pool_mode", ST_POOL_MODE, FIELD(pool_mode), "session", 0, 0, 0, NULL},
     TIME("query_timeout", FIELD(query_timeout), "0", 0),
     TIME("query_wait_notify", FIELD(query_wait_notify), "5", 0),
     TIME("query_wait_timeout", FIELD(query_wait_timeout), "120", 0),
@@ -170,13 +178,13 @@ static const struct setting settings[] = {
     STR("server_tls_cert_file", FIELD(server_tls_cert_file), "", SF_EMPTY_NULL),
     STR("server_tls_ciphers", FIELD(server_tls_ciphers), "default", 0),
     STR("server_tls_key_file", FIELD(server_tls_key_file), "", SF_EMPTY_NULL),
-    {"server_tls_protocols", ST_TLS_PROTOCOLS, FIELD(server_tls_protocols), "secure", 0, 0, 0},
-    {"server_tls_sslmode", ST_SSLMODE, FIELD(server_tls_sslmode), "prefer", 0, 0, 0},
+    {"server_tls_protocols", ST_TLS_PROTOCOLS, FIELD(server_tls_protocols), "secure", 0, 0, 0, NULL},
+    {"server_tls_sslmode", ST_SSLMODE, FIELD(server_tls_sslmode), "prefer", 0, 0, 0, NULL},
     STR("service_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD | SF_NOT_HERE),
     /* pgsieve's own: how long a shutdown waits for clients; 0 = as long as it takes. */
     TIME("shutdown_wait_timeout", FIELD(shutdown_wait_timeout), "0", 0),
     BOOL("so_reuseport", FIELD(so_reuseport), "0", SF_NO_RELOAD),
-    {"stats_period", ST_TIME, FIELD(stats_period), "60", 0, USEC_PER_SEC, TIME_MAX},
+    {"stats_period", ST_TIME, FIELD(stats_period), "60", 0, USEC_PER_SEC, TIME_MAX, NULL},
     STR("stats_users", FIELD(stats_users), "", 0),
     TIME("suspend_timeout", FIELD(suspend_timeout), "10", 0),
     BOOL("syslog", FIELD(syslog), "0", 0),
@@ -472,7 +480,8 @@ static void *field_ptr(struct config *c, const struct setting *s)
 /* Settings whose field is a char *, whatever checks their value. */
 static bool is_string_setting(const struct setting *s)
 {
-	return s->type == ST_STRING || s->type == ST_TLS_PROTOCOLS || s->type == ST_TLS_DHEPARAMS;
+	return s->type == ST_STRING || s->type == ST_CHOICE || s->type == ST_TLS_PROTOCOLS ||
+	       s->type == ST_TLS_DHEPARAMS;
 }
 
 static void store_string(const struct setting *s, char **dst, const char *value)
@@ -507,6 +516,23 @@ static bool setting_apply(struct config *c, const struct setting *s, const char 
 		if (dst)
 			store_string(s, dst, value);
 		return true;
+	case ST_CHOICE: {
+		size_t len = strlen(value);
+		for (const char *ch = s->choices; *ch;) {
+			size_t n = strcspn(ch, "|");
+			if (n == len && strncasecmp(ch, value, n) == 0) {
+				if (dst) {
+					char *v = xstrndup(ch, n); /* as the table spells it */
+					free(*(char **)dst);
+					*(char **)dst = v;
+				}
+				return true;
+			}
+			ch += n + (ch[n] == '|');
+		}
+		*why = xasprintf("\"%s\" is not one of %s", value, s->choices);
+		return false;
+	}
 	case ST_STRING:
 		if (dst)
 			store_string(s, dst, value);
@@ -1397,6 +1423,7 @@ const char *config_show_value(const struct config *c, const char *name, char *bu
 	switch (s->type) {
 	case ST_TLS_PROTOCOLS:
 	case ST_TLS_DHEPARAMS:
+	case ST_CHOICE:
 	case ST_STRING: {
 		const char *v = *(char *const *)p;
 		if (s->flags & SF_CHECK_QUERY)
@@ -1449,6 +1476,7 @@ static size_t setting_size(const struct setting *s)
 	case ST_AUTH_TYPE:
 		return sizeof(enum auth_type);
 	case ST_STRING:
+	case ST_CHOICE:
 	case ST_TLS_PROTOCOLS:
 	case ST_TLS_DHEPARAMS:
 		return sizeof(char *);

@@ -5,6 +5,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "policy.h"
 #include "pooler.h"
 #include "takeover.h"
 #include "tls.h"
@@ -177,6 +178,8 @@ int main(int argc, char **argv)
 	if (!log_setup(cf->logfile, cf->syslog, cf->syslog_ident, cf->syslog_facility, &err))
 		die("%s", err);
 	if (!auth_load_files(&err))
+		die("%s", err);
+	if (!policy_configure(&err))
 		die("%s", err);
 	struct tls_contexts *tls = tls_load(cf, &err);
 	if (!tls)

@@ -16,6 +16,7 @@
 #include "janitor.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "pool.h"
 #include "server.h"
 #include "takeover.h"
@@ -461,6 +462,19 @@ bool pooler_reload(char **err)
 		tls_free(tls);
 		return false;
 	}
+	/* Scripts compile into a new state, swapped in only if all of them load. */
+	if (!policy_configure(err)) {
+		log_error("reload failed, keeping the running configuration: %s", *err);
+		cf = old;
+		config_free(fresh);
+		tls_free(tls);
+		char *again = NULL;
+		if (!auth_load_files(&again)) { /* the old files may have changed meanwhile */
+			log_error("%s", again);
+			free(again);
+		}
+		return false;
+	}
 	/* New connections use the new certificates; open sessions keep theirs. */
 	tls_install(tls);
 	if (!fresh->verbose && old->verbose == log_verbose)
@@ -573,6 +587,7 @@ void pooler_cleanup(void)
 	event_free(accept_retry);
 	pool_free_all();
 	auth_free_files();
+	policy_shutdown();
 	tls_install(NULL);
 	varcache_teardown();
 	event_base_free(pooler_base);

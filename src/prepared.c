@@ -67,6 +67,7 @@ enum queued_kind {
 	Q_REQUEST,    /* the client's request, sent on: its response goes to the client */
 	Q_OUR_PARSE,  /* we prepared a statement the server lacked: drop ParseComplete */
 	Q_OUR_CLOSE,  /* we evicted a statement: drop CloseComplete */
+	Q_OUR_BIND,   /* we bound a statement of our own: drop BindComplete */
 	Q_FAKE_PARSE, /* the server had it: answer ParseComplete ourselves */
 	Q_FAKE_CLOSE, /* the client closed its name: answer CloseComplete ourselves */
 };
@@ -671,14 +672,23 @@ enum prepared_verdict prepared_client_message(struct client *c, struct server *s
                                               const uint8_t *msg, uint32_t len)
 {
 	server_state(s);
+	/* Without tracking the queue only keeps the order (for the policy's own requests). */
+	bool rename = prepared_tracking(s->pool);
 	switch (type) {
 	case 'P':
-		return on_parse(c, s, msg, len);
+		if (rename)
+			return on_parse(c, s, msg, len);
+		goto queue_only;
 	case 'B':
 	case 'D':
-		return on_statement_use(c, s, type, msg, len);
+		if (rename)
+			return on_statement_use(c, s, type, msg, len);
+		goto queue_only;
 	case 'C':
-		return on_close(c, s, msg, len);
+		if (rename)
+			return on_close(c, s, msg, len);
+		goto queue_only;
+	queue_only:
 	case 'E':
 	case 'S':
 	case 'Q':
@@ -744,9 +754,41 @@ bool prepared_server_message(struct server *s, uint8_t type, const uint8_t *body
 	}
 	if (!completes(e->type, type))
 		return true;
-	bool ours = e->kind == Q_OUR_PARSE || e->kind == Q_OUR_CLOSE;
+	bool ours = e->kind == Q_OUR_PARSE || e->kind == Q_OUR_CLOSE || e->kind == Q_OUR_BIND;
 	queue_pop(ps);
 	return !ours;
+}
+
+void prepared_raise(struct client *c, struct server *s, const char *sql)
+{
+	struct prepared_server *ps = server_state(s);
+	/* Parse and Bind answer only us; the Execute's error is the client's answer. */
+	if (!queue_push(ps, Q_OUR_PARSE, 'P', NULL, NULL) ||
+	    !queue_push(ps, Q_OUR_BIND, 'B', NULL, NULL) ||
+	    !queue_push(ps, Q_REQUEST, 'E', NULL, NULL)) {
+		fail(c, "pipeline too deep");
+		return;
+	}
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	pktbuf_begin(&pb, 'P');
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_string(&pb, sql);
+	pktbuf_put_uint16(&pb, 0);
+	pktbuf_end(&pb);
+	pktbuf_begin(&pb, 'B');
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_uint16(&pb, 0);
+	pktbuf_put_uint16(&pb, 0);
+	pktbuf_put_uint16(&pb, 0);
+	pktbuf_end(&pb);
+	pktbuf_begin(&pb, 'E');
+	pktbuf_put_string(&pb, "");
+	pktbuf_put_uint32(&pb, 0);
+	pktbuf_end(&pb);
+	evbuffer_add(s->sb.out, pb.data, pb.len);
+	pktbuf_free(&pb);
 }
 
 bool prepared_busy(const struct server *s)

@@ -1,0 +1,66 @@
+/*
+ * The policy pipeline: the scripts of policy_scripts see every statement
+ * a client sends (each statement of a Simple Query, each Parse) and
+ * allow it, deny it, or rewrite it, before any server is involved.
+ *
+ * Rules (DESIGN.md section 3): scripts run in the listed order; the first
+ * deny wins; a rewrite replaces the statement, which is analysed again
+ * and goes on to the next script; a script error, an exhausted budget or
+ * a statement that cannot be analysed denies (policy_on_error = deny, the
+ * default) or is ignored (allow). policy_mode = observe logs what would
+ * have happened and lets everything through.
+ *
+ * Today the statement phase; the other phases (connect, bind, columns,
+ * complete, disconnect) and approve verdicts come with masking, audit
+ * and approvals.
+ */
+#ifndef PGSIEVE_POLICY_H
+#define PGSIEVE_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+struct client;
+
+enum policy_decision {
+	POLICY_PASS,      /* forward the message as it is */
+	POLICY_REWRITTEN, /* forward result.sql instead */
+	POLICY_DENIED,    /* answer with result.sqlstate / result.message */
+};
+
+struct policy_result {
+	enum policy_decision decision;
+	char *sql;     /* POLICY_REWRITTEN: the new text */
+	char *message; /* POLICY_DENIED */
+	char sqlstate[6];
+};
+
+/*
+ * At start and on RELOAD: compiles the scripts of the configuration in
+ * force into a new Lua state and swaps it in only if all of them load.
+ * False and *err (naming the script, line and message) otherwise; the
+ * running set stays.
+ */
+bool policy_configure(char **err) MUST_CHECK;
+void policy_shutdown(void);
+/* Some script is loaded: statements go through the pipeline. */
+bool policy_enabled(void);
+
+/* Runs the statement phase on a Query's text (extended: a Parse's). */
+void policy_check(struct client *client, const char *sql, size_t len, bool extended,
+                  struct policy_result *out);
+void policy_result_clear(struct policy_result *result);
+
+/*
+ * A statement that makes the server raise this error: what runs in place
+ * of a denied statement on a linked server, so that the error arrives in
+ * order and aborts a transaction as PostgreSQL's own would. malloc'd.
+ */
+char *policy_raise_sql(const char *sqlstate, const char *message);
+
+/* The client is gone: its session table goes too. */
+void policy_client_gone(struct client *client);
+
+#endif

@@ -1,0 +1,408 @@
+/*
+ * The policy pipeline's statement phase: analysis (sqlinfo), the Lua
+ * tables scripts receive, the order of scripts and how their verdicts
+ * combine; see policy.h.
+ */
+#include "policy.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
+#include "lua_vm.h"
+#include "sqlinfo.h"
+#include "varcache.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Registry key of the table of session tables, by client id. */
+#define SESSIONS_KEY "pgsieve.sessions"
+/* Rewrites of one statement, at most: two scripts rewriting each other's work loop. */
+#define MAX_REWRITES 16
+
+static struct lua_vm *vm;
+static struct sqlinfo_cache *cache;
+
+bool policy_enabled(void)
+{
+	return vm != NULL;
+}
+
+/* "path" or "path:options" entries, comma-separated. */
+static bool load_scripts(struct lua_vm *fresh, const char *list, char **err)
+{
+	char *copy = xstrdup(list);
+	bool ok = true;
+	char *save = NULL;
+	for (char *item = strtok_r(copy, ",", &save); ok && item;
+	     item = strtok_r(NULL, ",", &save)) {
+		while (*item == ' ' || *item == '\t')
+			item++;
+		size_t n = strlen(item);
+		while (n && (item[n - 1] == ' ' || item[n - 1] == '\t'))
+			item[--n] = '\0';
+		if (!*item)
+			continue;
+		char *options = strchr(item, ':');
+		if (options)
+			*options++ = '\0';
+		char *why = NULL;
+		if (!lua_vm_load(fresh, item, options, &why)) {
+			*err = xasprintf("policy_scripts: %s", why);
+			free(why);
+			ok = false;
+		}
+	}
+	free(copy);
+	return ok;
+}
+
+bool policy_configure(char **err)
+{
+	if (!cf->policy_scripts) {
+		if (vm)
+			log_info("policy: no policy_scripts, statements go through unchecked");
+		lua_vm_free(vm);
+		vm = NULL;
+		return true;
+	}
+	struct lua_vm *fresh =
+	    lua_vm_new((size_t)cf->policy_max_memory, cf->policy_max_instructions, err);
+	if (!fresh)
+		return false;
+	if (!load_scripts(fresh, cf->policy_scripts, err)) {
+		lua_vm_free(fresh);
+		return false;
+	}
+	lua_State *L = lua_vm_state(fresh);
+	lua_newtable(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, SESSIONS_KEY);
+	/* Session tags live in the state: a new set of scripts starts them afresh. */
+	lua_vm_free(vm);
+	vm = fresh;
+	if (!cache)
+		cache = sqlinfo_cache_new(SQLINFO_CACHE_DEFAULT);
+	log_info("policy: %d script%s loaded (%s mode)", lua_vm_script_count(vm),
+	         lua_vm_script_count(vm) == 1 ? "" : "s", cf->policy_mode);
+	return true;
+}
+
+void policy_shutdown(void)
+{
+	lua_vm_free(vm);
+	vm = NULL;
+	sqlinfo_cache_free(cache);
+	cache = NULL;
+	sqlinfo_shutdown();
+}
+
+void policy_result_clear(struct policy_result *r)
+{
+	FREE_AND_NULL(r->sql);
+	FREE_AND_NULL(r->message);
+	r->decision = POLICY_PASS;
+}
+
+/* Lua tables */
+
+static void set_str(lua_State *L, const char *key, const char *value)
+{
+	if (!value)
+		return;
+	lua_pushstring(L, value);
+	lua_setfield(L, -2, key);
+}
+
+static void set_bool(lua_State *L, const char *key, bool value)
+{
+	lua_pushboolean(L, value);
+	lua_setfield(L, -2, key);
+}
+
+static void push_stmt(lua_State *L, const struct sqlinfo_stmt *st, bool extended)
+{
+	lua_createtable(L, 0, 24);
+	lua_pushlstring(L, st->sql, st->sql_len);
+	lua_setfield(L, -2, "sql");
+	set_str(L, "kind", sqlinfo_kind_name(st->kind));
+	set_str(L, "command", st->command);
+	set_str(L, "setting", st->setting);
+	set_str(L, "fingerprint", st->fingerprint);
+	set_str(L, "protocol", extended ? "extended" : "simple");
+	set_bool(L, "multi", st->multi);
+	set_bool(L, "has_where", st->has_where);
+	set_bool(L, "unfiltered_write", st->unfiltered_write);
+	set_bool(L, "writes", st->writes);
+	set_bool(L, "opaque", st->opaque);
+	set_bool(L, "explain", st->explain);
+	set_bool(L, "explain_analyze", st->explain_analyze);
+	set_bool(L, "row_locks", st->row_locks);
+	set_bool(L, "copy_program", st->copy_program);
+	set_bool(L, "copy_file", st->copy_file);
+	lua_createtable(L, (int)st->n_tables, 0);
+	for (size_t i = 0; i < st->n_tables; i++) {
+		const struct sqlinfo_table *t = &st->tables[i];
+		lua_createtable(L, 0, 3);
+		set_str(L, "schema", t->schema);
+		set_str(L, "name", t->name);
+		set_str(L, "access", sqlinfo_access_name(t->access));
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "tables");
+	lua_createtable(L, (int)st->n_columns, 0);
+	for (size_t i = 0; i < st->n_columns; i++) {
+		const struct sqlinfo_column *col = &st->columns[i];
+		lua_createtable(L, 0, 4);
+		set_str(L, "schema", col->schema);
+		set_str(L, "table", col->table);
+		set_str(L, "name", col->name);
+		set_str(L, "access", sqlinfo_access_name(col->access));
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "columns");
+	lua_createtable(L, (int)st->n_functions, 0);
+	for (size_t i = 0; i < st->n_functions; i++) {
+		lua_pushstring(L, st->functions[i].qualified);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "functions");
+}
+
+/* The client's session table, made on first use; its tags live as long as the client. */
+static void push_session(lua_State *L, const struct client *c)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, SESSIONS_KEY);
+	lua_rawgeti(L, -1, (lua_Integer)c->id);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		lua_createtable(L, 0, 8);
+		lua_pushinteger(L, (lua_Integer)c->id);
+		lua_setfield(L, -2, "id");
+		set_str(L, "user", c->user);
+		set_str(L, "database", c->dbname);
+		set_str(L, "client_addr", c->addr_str);
+		lua_newtable(L);
+		lua_setfield(L, -2, "tags");
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, -3, (lua_Integer)c->id);
+	}
+	lua_remove(L, -2);
+	int app = varcache_index("application_name");
+	const char *name = app >= 0 ? varcache_get(&c->vars, app) : NULL;
+	lua_pushstring(L, name ? name : "");
+	lua_setfield(L, -2, "application_name");
+}
+
+char *policy_raise_sql(const char *sqlstate, const char *message)
+{
+	char state[6] = "42501";
+	if (strlen(sqlstate) == 5 && strspn(sqlstate, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 5)
+		memcpy(state, sqlstate, 5);
+	/* An E'' literal with every byte that could end it or the dollar quote escaped. */
+	size_t n = strlen(message);
+	char *lit = xmalloc(n * 4 + 1), *w = lit;
+	for (const unsigned char *p = (const unsigned char *)message; *p; p++) {
+		if (*p == '\\' || *p == '\'' || *p == '$' || *p < 0x20) {
+			w += sprintf(w, "\\x%02x", *p);
+		} else {
+			*w++ = (char)*p;
+		}
+	}
+	*w = '\0';
+	char *sql = xasprintf("DO $pgsieve$BEGIN RAISE EXCEPTION USING ERRCODE = '%s', "
+	                      "MESSAGE = E'%s'; END$pgsieve$",
+	                      state, lit);
+	free(lit);
+	return sql;
+}
+
+void policy_client_gone(struct client *c)
+{
+	if (!vm)
+		return;
+	lua_State *L = lua_vm_state(vm);
+	lua_getfield(L, LUA_REGISTRYINDEX, SESSIONS_KEY);
+	lua_pushnil(L);
+	lua_rawseti(L, -2, (lua_Integer)c->id);
+	lua_pop(L, 1);
+}
+
+/* Running the scripts */
+
+static bool observing(void)
+{
+	return strcmp(cf->policy_mode, "observe") == 0;
+}
+
+static void deny(struct policy_result *out, const char *sqlstate, const char *fmt, ...)
+    PRINTF_LIKE(3, 4);
+static void deny(struct policy_result *out, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char buf[1024];
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	out->decision = POLICY_DENIED;
+	free(out->message);
+	out->message = xstrdup(buf);
+	strlcpy_s(out->sqlstate, sqlstate, sizeof(out->sqlstate));
+}
+
+/*
+ * One statement through every script. *sql is its text, replaced on a
+ * rewrite (then analysed again). False when it is denied (*out says why).
+ */
+static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stmt *first,
+                          bool extended, struct policy_result *out)
+{
+	lua_State *L = lua_vm_state(vm);
+	const struct sqlinfo_stmt *st = first;
+	struct sqlinfo *reanalysed = NULL;
+	int rewrites = 0;
+	bool denied = false;
+	for (int s = 0; s < lua_vm_script_count(vm) && !denied; s++) {
+		if (!lua_vm_push_phase(vm, s, "statement"))
+			continue;
+		push_stmt(L, st, extended);
+		push_session(L, c);
+		char *err = NULL;
+		const char *script = lua_vm_script_name(vm, s);
+		if (!lua_vm_call(vm, 2, &err)) {
+			cl_log(LOG_LVL_WARNING, c, "policy: %s: %s", script, err);
+			free(err);
+			if (strcmp(cf->policy_on_error, "allow") != 0) {
+				deny(out, "42501", "statement denied: the policy could not decide");
+				denied = true;
+			}
+			continue;
+		}
+		struct lua_verdict_info v = lua_vm_take_verdict(vm);
+		switch (v.verdict) {
+		case LUA_VERDICT_NONE:
+		case LUA_VERDICT_ALLOW:
+			break;
+		case LUA_VERDICT_DENY:
+			cl_log(LOG_LVL_LOG, c, "policy: %s denies: %s", script, v.message);
+			deny(out, v.sqlstate, "%s", v.message);
+			denied = true;
+			break;
+		case LUA_VERDICT_APPROVE:
+			/* Holding a statement for a person comes with approvals; until then, no. */
+			cl_log(LOG_LVL_LOG, c, "policy: %s asks for approval: %s", script,
+			       v.message);
+			deny(out, "42501",
+			     "statement needs approval (%s), which this pgsieve cannot hold",
+			     v.message);
+			denied = true;
+			break;
+		case LUA_VERDICT_REWRITE: {
+			if (++rewrites > MAX_REWRITES) {
+				deny(out, "42501", "statement denied: rewritten too many times");
+				denied = true;
+				break;
+			}
+			cl_log(LOG_LVL_DEBUG, c, "policy: %s rewrites the statement", script);
+			struct sqlinfo *info = sqlinfo_cache_analyse(cache, v.sql, strlen(v.sql));
+			if (info->error != SQLINFO_OK || info->n_stmts == 0) {
+				cl_log(LOG_LVL_WARNING, c,
+				       "policy: %s: its rewrite does not parse: %s", script,
+				       info->error_message ? info->error_message : "empty");
+				sqlinfo_free(info);
+				deny(out, "42501",
+				     "statement denied: the policy's rewrite is not valid SQL");
+				denied = true;
+				break;
+			}
+			free(*sql);
+			*sql = xstrdup(v.sql);
+			sqlinfo_free(reanalysed);
+			reanalysed = info;
+			st = &info->stmts[0];
+			break;
+		}
+		case LUA_VERDICT_INVALID:
+			cl_log(LOG_LVL_WARNING, c,
+			       "policy: %s: statement() returned something that is "
+			       "not a verdict",
+			       script);
+			if (strcmp(cf->policy_on_error, "allow") != 0) {
+				deny(out, "42501", "statement denied: the policy could not decide");
+				denied = true;
+			}
+			break;
+		}
+	}
+	sqlinfo_free(reanalysed);
+	return !denied;
+}
+
+void policy_check(struct client *c, const char *sql, size_t len, bool extended,
+                  struct policy_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->decision = POLICY_PASS;
+	if (!vm)
+		return;
+	/*
+	 * The analysis reads text as a session with standard_conforming_strings
+	 * on and an ASCII-safe encoding would: in any other session the server
+	 * could run something else than what the scripts were shown.
+	 */
+	const char *encoding = varcache_get(&c->vars, varcache_index("client_encoding"));
+	const char *scs = varcache_get(&c->vars, varcache_index("standard_conforming_strings"));
+	if (!sqlinfo_session_safe(encoding, scs)) {
+		deny(out, "0A000",
+		     "statement denied: policies need standard_conforming_strings on and an "
+		     "ASCII-safe client_encoding (this session has %s, %s)",
+		     scs ? scs : "unknown", encoding ? encoding : "unknown");
+		goto done;
+	}
+	struct sqlinfo *info = sqlinfo_cache_analyse(cache, sql, len);
+	if (info->error != SQLINFO_OK) {
+		/* What cannot be analysed cannot be checked: fail closed, as PostgreSQL would word
+		 * it. */
+		cl_log(LOG_LVL_LOG, c, "policy: statement not analysed: %s", info->error_message);
+		if (strcmp(cf->policy_on_error, "allow") != 0)
+			deny(out, info->error_sqlstate, "%s", info->error_message);
+	} else {
+		bool changed = false;
+		char **texts = xcalloc(info->n_stmts + 1, sizeof(char *));
+		for (size_t i = 0; i < info->n_stmts && out->decision != POLICY_DENIED; i++) {
+			texts[i] = xstrndup(info->stmts[i].sql, info->stmts[i].sql_len);
+			char *before = xstrdup(texts[i]);
+			if (run_statement(c, &texts[i], &info->stmts[i], extended, out))
+				changed |= strcmp(before, texts[i]) != 0;
+			free(before);
+		}
+		if (out->decision != POLICY_DENIED && changed) {
+			/* The statements, each as it now reads, in one message again. */
+			size_t total = 1;
+			for (size_t i = 0; i < info->n_stmts; i++)
+				total += strlen(texts[i]) + 2;
+			char *joined = xmalloc(total);
+			joined[0] = '\0';
+			for (size_t i = 0; i < info->n_stmts; i++) {
+				if (i)
+					strcat(joined, "; ");
+				strcat(joined, texts[i]);
+			}
+			out->decision = POLICY_REWRITTEN;
+			out->sql = joined;
+		}
+		for (size_t i = 0; i < info->n_stmts; i++)
+			free(texts[i]);
+		free(texts);
+	}
+	sqlinfo_free(info);
+done:
+	if (out->decision != POLICY_PASS && observing()) {
+		cl_log(LOG_LVL_LOG, c, "policy (observe): would %s: %s",
+		       out->decision == POLICY_DENIED ? "deny" : "rewrite",
+		       out->decision == POLICY_DENIED ? out->message : out->sql);
+		policy_result_clear(out);
+	}
+}

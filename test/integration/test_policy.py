@@ -1,0 +1,215 @@
+"""
+The Lua policy pipeline, end to end: scripts see each statement of a
+Simple Query and each Parse, and allow, deny or rewrite it; runaway and
+broken scripts deny (fail closed) without hurting the pooler; RELOAD
+swaps script sets all or nothing; observe mode lets everything through.
+"""
+
+import asyncio
+import subprocess
+
+import asyncpg
+import psycopg
+import pytest
+
+from conftest import IS_PGBOUNCER, ROOT
+
+pytestmark = pytest.mark.skipif(IS_PGBOUNCER, reason="pgsieve's policy pipeline")
+
+GUARD = ROOT / "plugins" / "guard_ddl.lua"
+
+
+def script(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+def policy_pooler(pooler, scripts, **settings):
+    s = {"policy_scripts": ", ".join(scripts)}
+    s.update(settings)
+    return pooler(settings=s)
+
+
+def test_guard_ddl_simple_and_extended(pooler, table):
+    p = policy_pooler(pooler, [str(GUARD)])
+    with p.connect() as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="DROP TABLE is not allowed"):
+            c.execute(f"drop table {table}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="without a WHERE"):
+            c.execute(f"update {table} set v = 1")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="without a WHERE"):
+            c.execute(f"with d as (delete from {table} returning 1) select count(*) from d")
+        # Allowed statements run, in both protocols.
+        c.execute(f"insert into {table} values (1), (2)")
+        c.execute(f"update {table} set v = 3 where v = 1")
+        assert c.execute(f"select count(*) from {table} where v = %s", [3],
+                         prepare=True).fetchone()[0] == 1
+        # Extended protocol (psycopg with parameters uses Parse/Bind): denied too.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="without a WHERE"):
+            c.execute(f"delete from {table}", prepare=True)
+        assert c.execute("select 1").fetchone()[0] == 1   # the session goes on
+    with psycopg.connect(**p.conninfo(), autocommit=True) as c:
+        assert c.execute(f"select count(*) from {table}").fetchone()[0] == 2   # nothing lost
+
+
+def test_denial_inside_a_transaction_aborts_it_like_postgres(pooler, table):
+    p = policy_pooler(pooler, [str(GUARD)], pool_mode="transaction")
+    with p.connect(autocommit=False) as c:
+        c.execute(f"insert into {table} values (7)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute(f"truncate {table}")
+        # As after any error: the transaction is aborted on the server too.
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("select 1")
+        c.rollback()
+    with p.connect() as c:
+        assert c.execute(f"select count(*) from {table} where v = 7").fetchone()[0] == 0
+
+
+def test_denial_with_asyncpg_prepared_statements(pooler, table):
+    p = policy_pooler(pooler, [str(GUARD)], pool_mode="transaction")
+
+    async def run():
+        conn = await asyncpg.connect(host=p.host, port=p.port, user="trustuser",
+                                     database="testdb", ssl=False)
+        try:
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await conn.execute(f"alter table {table} add column w int")
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await conn.fetch(f"delete from {table} returning v")
+            assert await conn.fetchval("select $1::int + 1", 41) == 42
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_psql_sees_the_denial(pooler, table):
+    p = policy_pooler(pooler, [str(GUARD)])
+    out = subprocess.run(["psql", "-X", "-h", p.host, "-p", str(p.port), "-U", "trustuser",
+                          "-d", "testdb", "-c", f"drop table {table}"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert "DROP TABLE is not allowed through this gateway" in out.stderr
+
+
+def test_rewrite_chains_and_is_analysed_again(pooler, tmp_path):
+    a = script(tmp_path, "a.lua", """
+return { statement = function(stmt)
+  if stmt.sql == 'select 1' then return sieve.rewrite('select 2') end
+end }""")
+    b = script(tmp_path, "b.lua", """
+return { statement = function(stmt)
+  if stmt.sql == 'select 2' then return sieve.rewrite('select 3 as rewritten') end
+end }""")
+    p = policy_pooler(pooler, [a, b])
+    with p.connect() as c:
+        cur = c.execute("select 1")
+        assert cur.fetchone()[0] == 3 and cur.description[0].name == "rewritten"
+        assert c.execute("select 1", prepare=True).fetchone()[0] == 3
+        assert c.execute("select 5").fetchone()[0] == 5
+
+
+def test_session_tags_live_as_long_as_the_client(pooler, tmp_path):
+    s = script(tmp_path, "count.lua", """
+return { statement = function(stmt, session)
+  session.tags.n = (session.tags.n or 0) + 1
+  if session.tags.n > 3 then return sieve.deny('only three statements per session', '53400') end
+end }""")
+    p = policy_pooler(pooler, [s])
+    with p.connect() as c:
+        for _ in range(3):
+            c.execute("select 1")
+        with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="only three"):
+            c.execute("select 1")
+    with p.connect() as c:     # a new session starts counting again
+        c.execute("select 1")
+
+
+def test_runaway_scripts_are_stopped_and_deny(pooler, tmp_path):
+    loop = script(tmp_path, "loop.lua", """
+return { statement = function(stmt)
+  if stmt.sql:find('loop') then while true do end end
+  if stmt.sql:find('hog') then local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1e5) end end
+end }""")
+    p = policy_pooler(pooler, [loop], policy_max_memory="16777216")
+    with p.connect() as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="could not decide"):
+            c.execute("select 'loop'")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="could not decide"):
+            c.execute("select 'hog'")
+        assert c.execute("select 'fine'").fetchone()[0] == "fine"
+    p.wait_log(r"instruction budget exceeded")
+    p.wait_log(r"memory budget exceeded")
+    # policy_on_error = allow lets them through instead.
+    q = policy_pooler(pooler, [loop], policy_on_error="allow")
+    with q.connect() as c:
+        assert c.execute("select 'loop'").fetchone()[0] == "loop"
+
+
+def test_unparsable_statement_is_denied_as_postgres_words_it(pooler, tmp_path):
+    s = script(tmp_path, "none.lua", "return { statement = function() end }")
+    p = policy_pooler(pooler, [s])
+    with p.connect() as c:
+        with pytest.raises(psycopg.errors.SyntaxError, match="syntax error"):
+            c.execute("select 1; selec 2")
+        assert c.execute("select 1").fetchone()[0] == 1
+
+
+def test_observe_mode_logs_and_lets_through(pooler, table):
+    p = policy_pooler(pooler, [str(GUARD)], policy_mode="observe")
+    with p.connect() as c:
+        c.execute(f"insert into {table} values (1)")
+        c.execute(f"delete from {table}")         # would be denied
+    p.wait_log(r"policy \(observe\): would deny: UPDATE or DELETE without a WHERE")
+
+
+def test_reload_swaps_scripts_all_or_nothing(pooler, tmp_path):
+    s = tmp_path / "v.lua"
+    s.write_text("return { statement = function() return sieve.deny('version one') end }")
+    p = policy_pooler(pooler, [str(s)])
+    with p.connect() as c:
+        with pytest.raises(psycopg.Error, match="version one"):
+            c.execute("select 1")
+    s.write_text("return { statement = function( end }")     # broken
+    p.reload()
+    p.wait_log(r"reload failed.*v.lua:1:")
+    with p.connect() as c:
+        with pytest.raises(psycopg.Error, match="version one"):
+            c.execute("select 1")
+    s.write_text("return { statement = function() return sieve.deny('version two') end }")
+    p.reload()
+    with p.connect() as c:
+        with pytest.raises(psycopg.Error, match="version two"):
+            c.execute("select 1")
+
+
+def test_broken_script_stops_the_start(pooler, tmp_path):
+    s = script(tmp_path, "bad.lua", "return 42")
+    p = pooler(settings={"policy_scripts": s}, start=False)
+    p.start(wait=False)
+    p.expect_exit = True
+    assert p.proc.wait(10) != 0
+    assert "must return a table of phase functions" in p.log()
+    p.expect_fatal("must return a table")
+
+
+def test_session_the_analysis_cannot_read_is_denied(pooler, tmp_path):
+    # With standard_conforming_strings off, 'a\' , '; DROP TABLE t; --' is one
+    # SELECT to the parser and a DROP to the server: such sessions get nothing.
+    s = script(tmp_path, "none.lua", "return { statement = function() end }")
+    p = policy_pooler(pooler, [s])
+    with p.connect() as c:
+        c.execute("set standard_conforming_strings = off")
+        with pytest.raises(psycopg.errors.FeatureNotSupported,
+                           match="standard_conforming_strings on"):
+            c.execute("select 'a\\' , '; select 1; --'")
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            c.execute("select 1")
+    with p.connect(options="-c client_encoding=SJIS") as c:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="SJIS"):
+            c.execute("select 1")
+    with p.connect() as c:
+        assert c.execute("select 1").fetchone()[0] == 1
