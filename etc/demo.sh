@@ -270,14 +270,19 @@ sed -e "s|^demo = host=127.0.0.1 port=5432 |demo = host=127.0.0.1 port=$PG_PORT 
 	-e "s|^auth_file = .*|auth_file = $SCRATCH/userlist.txt|" \
 	-e "s|^logfile = .*|logfile = $SCRATCH/pgsieve.log|" \
 	-e "s|^pidfile = .*|pidfile = $SCRATCH/pgsieve.pid|" \
+	-e "s|^policy_scripts = .*|policy_scripts = $SCRATCH/plugins/guard_ddl.lua|" \
 	"$ROOT/etc/pgsieve.ini" >"$SCRATCH/pgsieve.ini"
+mkdir -p "$SCRATCH/plugins"
+cp "$ROOT/plugins/guard_ddl.lua" "$SCRATCH/plugins/"
 for want in "port=$PG_PORT " "listen_port = $POOLER_PORT" "auth_file = $SCRATCH/" \
-	"logfile = $SCRATCH/" "pidfile = $SCRATCH/" "unix_socket_dir = $SCRATCH"; do
+	"logfile = $SCRATCH/" "pidfile = $SCRATCH/" "unix_socket_dir = $SCRATCH" \
+	"policy_scripts = $SCRATCH/plugins/"; do
 	grep -qF "$want" "$SCRATCH/pgsieve.ini" || die "etc/pgsieve.ini changed shape: could not set '$want'"
 done
 printf '"demo" "%s"\n' "$SECRET" >"$SCRATCH/userlist.txt"
 chmod 600 "$SCRATCH/userlist.txt"
-[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$SCRATCH/pgsieve.ini" "$SCRATCH/userlist.txt"
+[ "$RUN_USER" != "$(id -un)" ] && chown -R "$RUN_USER" "$SCRATCH/pgsieve.ini" "$SCRATCH/userlist.txt" \
+	"$SCRATCH/plugins"
 
 # As root, pgsieve itself drops to the postgres user (-u), as a service would.
 POOLER_ARGS=()
@@ -310,10 +315,12 @@ fi
 if [ $CHECK = 1 ]; then
 	got=$(query "SELECT count(*) || ' customers, first: ' || min(name) FROM customers" 2>&1) || got="error: $got"
 	want="5 customers, first: Ada Lovelace"
-	if [ "$got" = "$want" ]; then
-		echo "demo.sh --check: ok: query through pgsieve returned '$got'"
+	denied=$(query "DROP TABLE customers" 2>&1) && denied="(it ran)"
+	if [ "$got" = "$want" ] && [[ "$denied" == *"DROP TABLE is not allowed through this gateway"* ]]; then
+		echo "demo.sh --check: ok: query through pgsieve returned '$got'; the policy refused DROP TABLE"
 		exit 0
 	fi
+	echo "demo.sh --check: DROP TABLE answered: $denied" >&2
 	echo "demo.sh --check: FAILED: expected '$want', got '$got'" >&2
 	tail -20 "$SCRATCH/pgsieve.log" >&2 || true
 	exit 1
@@ -327,6 +334,7 @@ Connect with:
     psql "$CONNINFO"
 
 and try:  SELECT * FROM customers;
+     and:  DELETE FROM customers;     (the sample policy, plugins/guard_ddl.lua, refuses it)
 
 Config: $SCRATCH/pgsieve.ini    auth_file: $SCRATCH/userlist.txt
 Log:    $SCRATCH/pgsieve.log (also printed below)
