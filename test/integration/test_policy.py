@@ -213,3 +213,97 @@ def test_session_the_analysis_cannot_read_is_denied(pooler, tmp_path):
             c.execute("select 1")
     with p.connect() as c:
         assert c.execute("select 1").fetchone()[0] == 1
+
+
+# ------------------------------------------------------------ bundled plugins
+
+PLUGINS = ROOT / "plugins"
+
+
+def plugin(name, tmp_path, options=None):
+    entry = str(PLUGINS / name)
+    if options is not None:
+        opts = tmp_path / (name + ".options.lua")
+        opts.write_text(options)
+        entry += ":" + str(opts)
+    return entry
+
+
+def test_readonly_plugin(pooler, tmp_path, table):
+    p = policy_pooler(pooler, [plugin("readonly.lua", tmp_path,
+                                      "return { roles = { 'trustuser' } }")])
+    with p.connect() as c:
+        assert c.execute(f"select count(*) from {table}").fetchone()[0] == 0
+        c.execute("show work_mem")
+        c.execute("set application_name = 'agent'")
+        c.execute("begin")
+        c.execute("commit")
+        for sql in (f"insert into {table} values (1)", f"update {table} set v = 1 where v = 2",
+                    "do $$ begin end $$", f"select * from {table} for update",
+                    "set role postgres", f"create table {table}_x (v int)",
+                    f"explain analyze delete from {table} where v = 1"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may only read"):
+                c.execute(sql)
+    # Another role is not held to it.
+    with p.connect(user="plainuser", password="plainpw") as c:
+        c.execute(f"insert into {table} values (1)")
+
+
+def test_readonly_plugin_refuses_bad_options(pooler, tmp_path):
+    p = pooler(settings={"policy_scripts": plugin("readonly.lua", tmp_path, "return {}")},
+               start=False)
+    p.start(wait=False)
+    p.expect_exit = True
+    assert p.proc.wait(10) != 0
+    assert "readonly.lua needs roles" in p.log()
+    p.expect_fatal("readonly.lua needs roles")
+
+
+def test_deny_functions_plugin(pooler, tmp_path):
+    p = policy_pooler(pooler, [plugin("deny_functions.lua", tmp_path,
+                                      "return { functions = { 'public.my_secret' } }")])
+    with p.connect() as c:
+        for sql in ("select pg_read_file('/etc/passwd')",
+                    "select * from pg_catalog.pg_ls_dir('.')",
+                    "select 1 where exists (select lo_export(1, '/tmp/x'))",
+                    "select query_to_xml('select 1', true, true, '')",
+                    "select public.my_secret()"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="is not allowed"):
+                c.execute(sql)
+        assert c.execute("select lower('OK')").fetchone()[0] == "ok"
+
+
+def test_table_acl_plugin(pooler, tmp_path, table, pg):
+    other = table + "_other"
+    pg.sql(f"create table {other} (v int)")
+    pg.sql(f"grant all on {other} to public")
+    try:
+        p = policy_pooler(pooler, [plugin("table_acl.lua", tmp_path, f"""
+return {{ roles = {{ trustuser = {{ ["public.{table}"] = "write", ["public.{other}"] = "read" }} }} }}
+""")])
+        with p.connect() as c:
+            c.execute(f"insert into {table} select v from {other}")
+            c.execute(f"select * from public.{other} join {table} using (v)")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may only read"):
+                c.execute(f"delete from {other} where v = 1")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not use"):
+                c.execute("select * from pg_catalog.pg_authid")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="may not use"):
+                c.execute(f"with x as (select * from pg_class) select count(*) from {table}, x")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="cannot be checked"):
+                c.execute("do $$ begin end $$")
+    finally:
+        pg.sql(f"drop table if exists {other}")
+
+
+def test_row_limit_plugin(pooler, tmp_path, pg):
+    p = policy_pooler(pooler, [plugin("row_limit.lua", tmp_path, "return { limit = 5 }")])
+    with p.connect() as c:
+        assert len(c.execute("select g from generate_series(1, 100) g").fetchall()) == 5
+        assert len(c.execute("select g from generate_series(1, 100) g -- a comment").fetchall()) == 5
+        # ORDER BY still decides which rows; an explicit LIMIT is kept.
+        assert c.execute("select g from generate_series(1, 100) g order by g desc"
+                         ).fetchall()[0][0] == 100
+        assert len(c.execute("select g from generate_series(1, 100) g limit 7").fetchall()) == 7
+        assert len(c.execute("select g from generate_series(1, %s) g", [50]).fetchall()) == 5
+        assert c.execute("select count(*) from generate_series(1, 100)").fetchone()[0] == 100
