@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util.h"
 
@@ -59,6 +60,17 @@ void policy_result_clear(struct policy_result *result);
  * order and aborts a transaction as PostgreSQL's own would. malloc'd.
  */
 char *policy_raise_sql(const char *sqlstate, const char *message);
+
+/* SHOW POLICIES: the loaded scripts and what their statement phase did. */
+struct policy_script_stats {
+	uint64_t calls, denials, rewrites, errors;
+	uint64_t usec; /* time spent in the phase */
+};
+int policy_script_count(void);
+const char *policy_script_name(int script);
+const struct policy_script_stats *policy_script_stats(int script);
+size_t policy_memory(void);
+void policy_cache_stats(uint64_t *hits, uint64_t *misses, size_t *entries);
 
 /* The client is gone: its session table goes too. */
 void policy_client_gone(struct client *client);

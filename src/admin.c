@@ -165,6 +165,7 @@ static const char help_detail[] =
     "\tSHOW DNS_HOSTS|DNS_ZONES\n"
     "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
     "\tSHOW PEERS|PEER_POOLS\n"
+    "\tSHOW POLICIES\n"
     "\tPAUSE [<db>]\n"
     "\tRESUME [<db>]\n"
     "\tRELOAD\n"
@@ -1193,6 +1194,26 @@ static void show_peer_pools(struct client *c)
 	result_send(c, &r, "SHOW");
 }
 
+/* pgsieve's own: one row per loaded script, then the Lua state and analysis cache. */
+static void show_policies(struct client *c)
+{
+	static const char *const names[] = {"script", "calls",  "denials", "rewrites",
+	                                    "errors", "avg_us", "mode"};
+	static const uint32_t types[] = {T, I, I, I, I, I, T};
+	struct result r;
+	result_begin(&r, 7, names, types);
+	for (int i = 0; i < policy_script_count(); i++) {
+		const struct policy_script_stats *st = policy_script_stats(i);
+		result_row(&r, (const char *const[]){
+		                   policy_script_name(i), num((long long)st->calls),
+		                   num((long long)st->denials), num((long long)st->rewrites),
+		                   num((long long)st->errors),
+		                   num(st->calls ? (long long)(st->usec / st->calls) : 0),
+		                   cf->policy_mode});
+	}
+	result_send(c, &r, "SHOW");
+}
+
 static bool admin_show(struct client *c, const char *what)
 {
 	static const char *const zone_names[] = {"zonename", "serial", "count"};
@@ -1225,6 +1246,8 @@ static bool admin_show(struct client *c, const char *what)
 		show_state(c);
 	else if (strcasecmp(what, "mem") == 0)
 		show_mem(c);
+	else if (strcasecmp(what, "policies") == 0)
+		show_policies(c);
 	else if (strcasecmp(what, "dns_hosts") == 0)
 		show_dns_hosts(c);
 	else if (strcasecmp(what, "dns_zones") == 0)

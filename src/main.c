@@ -40,7 +40,9 @@ static void usage(FILE *out)
 	             "  -v, --verbose        log more; repeat for even more\n"
 	             "  -u, --user=USERNAME  run as this user (needed when started as root)\n"
 	             "  -V, --version        print the version and exit\n"
-	             "  -h, --help           print this help and exit\n");
+	             "  -h, --help           print this help and exit\n"
+	             "      --check          check the configuration, auth files and policy\n"
+	             "                       scripts, then exit (0 if all is well)\n");
 }
 
 static bool write_pidfile(const char *path, char **err)
@@ -118,12 +120,17 @@ static void daemonize(void)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"daemon", no_argument, NULL, 'd'},     {"reboot", no_argument, NULL, 'R'},
-	    {"quiet", no_argument, NULL, 'q'},      {"verbose", no_argument, NULL, 'v'},
-	    {"user", required_argument, NULL, 'u'}, {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+	    {"daemon", no_argument, NULL, 'd'},
+	    {"reboot", no_argument, NULL, 'R'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"user", required_argument, NULL, 'u'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"check", no_argument, NULL, 'C'},
+	    {NULL, 0, NULL, 0},
 	};
-	bool daemon = false, takeover = false;
+	bool daemon = false, takeover = false, check = false;
 	int verbose = 0;
 	const char *run_as = NULL;
 	int opt;
@@ -150,6 +157,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'C':
+			check = true;
+			break;
 		default:
 			usage(stderr);
 			return 1;
@@ -167,6 +177,17 @@ int main(int argc, char **argv)
 		die("%s", err);
 	if (cf->verbose > log_verbose)
 		log_verbose = cf->verbose;
+	if (check) {
+		/* What a start or RELOAD would read and compile, without serving anything. */
+		if (!auth_load_files(&err) || !policy_configure(&err))
+			die("%s", err);
+		printf("%s: configuration ok (%d policy script%s)\n", argv[optind],
+		       policy_script_count(), policy_script_count() == 1 ? "" : "s");
+		policy_shutdown();
+		auth_free_files();
+		config_free(cf);
+		return 0;
+	}
 	const char *user = run_as ? run_as : (cf->user && *cf->user ? cf->user : NULL);
 	if (geteuid() == 0 && !user)
 		die("pgsieve should not run as root: use -u USER or user= in the configuration");

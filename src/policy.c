@@ -26,6 +26,9 @@
 static struct lua_vm *vm;
 static struct sqlinfo_cache *cache;
 
+/* Per script of the loaded set, for SHOW POLICIES; they start again with a new set. */
+static struct policy_script_stats stats[LUA_VM_MAX_SCRIPTS];
+
 bool policy_enabled(void)
 {
 	return vm != NULL;
@@ -83,11 +86,42 @@ bool policy_configure(char **err)
 	/* Session tags live in the state: a new set of scripts starts them afresh. */
 	lua_vm_free(vm);
 	vm = fresh;
+	memset(stats, 0, sizeof(stats));
 	if (!cache)
 		cache = sqlinfo_cache_new(SQLINFO_CACHE_DEFAULT);
 	log_info("policy: %d script%s loaded (%s mode)", lua_vm_script_count(vm),
 	         lua_vm_script_count(vm) == 1 ? "" : "s", cf->policy_mode);
 	return true;
+}
+
+int policy_script_count(void)
+{
+	return vm ? lua_vm_script_count(vm) : 0;
+}
+
+const char *policy_script_name(int script)
+{
+	return lua_vm_script_name(vm, script);
+}
+
+const struct policy_script_stats *policy_script_stats(int script)
+{
+	return &stats[script];
+}
+
+size_t policy_memory(void)
+{
+	return vm ? lua_vm_memory(vm) : 0;
+}
+
+void policy_cache_stats(uint64_t *hits, uint64_t *misses, size_t *entries)
+{
+	struct sqlinfo_cache_stats st = {0};
+	if (cache)
+		sqlinfo_cache_get_stats(cache, &st);
+	*hits = st.hits;
+	*misses = st.misses;
+	*entries = st.entries;
 }
 
 void policy_shutdown(void)
@@ -271,7 +305,12 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 		push_session(L, c);
 		char *err = NULL;
 		const char *script = lua_vm_script_name(vm, s);
-		if (!lua_vm_call(vm, 2, &err)) {
+		usec_t started = now_usec();
+		bool ran = lua_vm_call(vm, 2, &err);
+		stats[s].calls++;
+		stats[s].usec += (uint64_t)(now_usec() - started);
+		if (!ran) {
+			stats[s].errors++;
 			cl_log(LOG_LVL_WARNING, c, "policy: %s: %s", script, err);
 			free(err);
 			if (strcmp(cf->policy_on_error, "allow") != 0) {
@@ -286,6 +325,7 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 		case LUA_VERDICT_ALLOW:
 			break;
 		case LUA_VERDICT_DENY:
+			stats[s].denials++;
 			cl_log(LOG_LVL_LOG, c, "policy: %s denies: %s", script, v.message);
 			deny(out, v.sqlstate, "%s", v.message);
 			denied = true;
@@ -305,6 +345,7 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 				denied = true;
 				break;
 			}
+			stats[s].rewrites++;
 			cl_log(LOG_LVL_DEBUG, c, "policy: %s rewrites the statement", script);
 			struct sqlinfo *info = sqlinfo_cache_analyse(cache, v.sql, strlen(v.sql));
 			if (info->error != SQLINFO_OK || info->n_stmts == 0) {
@@ -325,6 +366,7 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 			break;
 		}
 		case LUA_VERDICT_INVALID:
+			stats[s].errors++;
 			cl_log(LOG_LVL_WARNING, c,
 			       "policy: %s: statement() returned something that is "
 			       "not a verdict",

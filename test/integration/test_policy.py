@@ -307,3 +307,37 @@ def test_row_limit_plugin(pooler, tmp_path, pg):
         assert len(c.execute("select g from generate_series(1, 100) g limit 7").fetchall()) == 7
         assert len(c.execute("select g from generate_series(1, %s) g", [50]).fetchall()) == 5
         assert c.execute("select count(*) from generate_series(1, 100)").fetchone()[0] == 100
+
+
+def test_check_flag_compiles_scripts_without_serving(pooler, tmp_path):
+    from conftest import POOLER_BIN
+    s = tmp_path / "s.lua"
+    s.write_text("return { statement = function() end }")
+    p = pooler(settings={"policy_scripts": f"{s}, {GUARD}"}, start=False)
+    out = subprocess.run([str(POOLER_BIN), "--check", str(p.ini_path)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "configuration ok (2 policy scripts)" in out.stdout
+    s.write_text("return { statement = function() end end }")
+    out = subprocess.run([str(POOLER_BIN), "--check", str(p.ini_path)], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode != 0
+    assert "s.lua:1:" in out.stderr
+
+
+def test_show_policies_counts(pooler, tmp_path):
+    from test_admin import ADMIN, console, show
+    from conftest import default_auth_users
+    auth = default_auth_users()
+    auth[ADMIN] = ""
+    p = pooler(settings={"policy_scripts": str(GUARD), "admin_users": ADMIN},
+               auth_users=auth)
+    with p.connect() as c:
+        c.execute("select 1")
+        with pytest.raises(psycopg.Error):
+            c.execute("drop table nothing_here")
+    with console(p) as adm:
+        rows = show(adm, "POLICIES")
+    assert len(rows) == 1 and rows[0]["script"].endswith("guard_ddl.lua")
+    assert int(rows[0]["calls"]) >= 2 and rows[0]["denials"] == "1"
+    assert rows[0]["errors"] == "0" and rows[0]["mode"] == "enforce"
