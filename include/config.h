@@ -219,6 +219,11 @@ struct config {
 	/* pgsieve's own: host:port of the Prometheus endpoint; NULL = off */
 	char *metrics_listen;
 
+	/* The audit log (pgsieve's own). */
+	char *audit_file;       /* NULL: none */
+	char *audit_query_text; /* full | normalized | none */
+	bool audit_syslog;
+
 	/* The policy pipeline (pgsieve's own). */
 	char *policy_scripts; /* "path[:options], ..." in order; NULL = no policy */
 	int policy_max_instructions;

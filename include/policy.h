@@ -35,6 +35,7 @@ struct policy_result {
 	enum policy_decision decision;
 	char *sql;     /* POLICY_REWRITTEN: the new text */
 	char *message; /* POLICY_DENIED */
+	char *script;  /* the script that denied or last rewrote, for the audit log */
 	char sqlstate[6];
 };
 

@@ -51,9 +51,9 @@ struct pool_db {
 	struct pool_stats stats_prev;
 	struct pool_stats stats_avg;
 	usec_t stats_time;
-	usec_t inactive_since; /* autodb: no pool has connections since */
+	usec_t inactive_since;     /* autodb: no pool has connections since */
 	struct pool_stats retired; /* counters of its pools freed by pool_idle_timeout */
-	int server_count;      /* for max_db_connections */
+	int server_count;          /* for max_db_connections */
 	/* Resolved server address; refreshed by DNS when host is a name. */
 	struct sockaddr_storage addr;
 	socklen_t addr_len;

@@ -6,6 +6,7 @@
  * holds, so the loop never blocks.
  */
 #include "admin.h"
+#include "audit.h"
 #include "cancel.h"
 #include "client.h"
 #include "config.h"
@@ -165,7 +166,7 @@ static const char help_detail[] =
     "\tSHOW DNS_HOSTS|DNS_ZONES\n"
     "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
     "\tSHOW PEERS|PEER_POOLS\n"
-    "\tSHOW POLICIES\n"
+    "\tSHOW POLICIES|AUDIT\n"
     "\tPAUSE [<db>]\n"
     "\tRESUME [<db>]\n"
     "\tRELOAD\n"
@@ -1194,6 +1195,22 @@ static void show_peer_pools(struct client *c)
 	result_send(c, &r, "SHOW");
 }
 
+/* pgsieve's own: the audit log's destination and what became of its records. */
+static void show_audit(struct client *c)
+{
+	static const char *const names[] = {"file", "syslog", "query_text", "written", "lost",
+	                                    "pending_bytes"};
+	static const uint32_t types[] = {T, T, T, I, I, I};
+	struct audit_stats st;
+	audit_get_stats(&st);
+	struct result r;
+	result_begin(&r, 6, names, types);
+	result_row(&r, (const char *const[]){cf->audit_file, cf->audit_syslog ? "yes" : "no",
+	                                     cf->audit_query_text, num((long long)st.written),
+	                                     num((long long)st.lost), num((long long)st.pending)});
+	result_send(c, &r, "SHOW");
+}
+
 /* pgsieve's own: one row per loaded script, then the Lua state and analysis cache. */
 static void show_policies(struct client *c)
 {
@@ -1248,6 +1265,8 @@ static bool admin_show(struct client *c, const char *what)
 		show_mem(c);
 	else if (strcasecmp(what, "policies") == 0)
 		show_policies(c);
+	else if (strcasecmp(what, "audit") == 0)
+		show_audit(c);
 	else if (strcasecmp(what, "dns_hosts") == 0)
 		show_dns_hosts(c);
 	else if (strcasecmp(what, "dns_zones") == 0)

@@ -24,6 +24,7 @@
 #endif
 #include "auth.h"
 #include "admin.h"
+#include "audit.h"
 #include "authfile.h"
 #include "client.h"
 #include "config.h"
@@ -150,6 +151,8 @@ static void fail_password(struct client *c)
 {
 	bool sasl = c->auth->step == STEP_SCRAM_INITIAL || c->auth->step == STEP_SCRAM_FINAL;
 	cl_log(LOG_LVL_LOG, c, "login failed: db=%s user=%s", c->dbname, c->user);
+	audit_login_failed(c,
+	                   sasl ? "SASL authentication failed" : "password authentication failed");
 	client_fail(c, "28P01",
 	            sasl ? "SASL authentication failed" : "password authentication failed");
 }
@@ -208,6 +211,7 @@ static void succeed(struct client *c)
 	const char *login_user = a->db->conf.user ? a->db->conf.user : c->user;
 	c->pool = pool_get(a->db, pool_user_get(login_user));
 	auth_free(c);
+	audit_connect(c);
 	client_auth_done(c);
 }
 
@@ -310,6 +314,7 @@ static void begin_exchange(struct client *c)
 		if (!identity_may_be(c, name)) {
 			cl_log(LOG_LVL_LOG, c, "login failed: certificate for \"%s\"%s%s", name,
 			       a->map ? " not allowed by map " : "", a->map ? a->map : "");
+			audit_login_failed(c, "certificate not allowed for this user");
 			client_fail(c, "28000", "certificate authentication failed for user \"%s\"",
 			            c->user);
 			return;
@@ -339,6 +344,7 @@ static void begin_exchange(struct client *c)
 	}
 	case AUTH_TYPE_REJECT:
 		cl_log(LOG_LVL_LOG, c, "login rejected by hba");
+		audit_login_failed(c, "rejected by hba");
 		client_fail(c, "08P01", "login rejected");
 		return;
 	case AUTH_TYPE_HBA:

@@ -14,6 +14,7 @@
  */
 #include "client.h"
 #include "admin.h"
+#include "audit.h"
 #include "auth.h"
 #include "cancel.h"
 #include "config.h"
@@ -162,8 +163,10 @@ void client_close(struct client *c, const char *reason)
 		c->auth_server->auth_client = NULL;
 		c->auth_server = NULL;
 	}
-	if (c->pool)
+	if (c->pool) {
+		audit_disconnect(c);
 		pool_client_gone(c);
+	}
 	if (c->account) {
 		c->account->client_count--;
 		c->account = NULL;
@@ -546,6 +549,11 @@ static void apply_policy(struct client *c, uint8_t type, uint32_t body_len)
 	size_t sql_len = strnlen(sql, body_len - (name_len < body_len ? name_len : body_len));
 	struct policy_result r;
 	policy_check(c, sql, sql_len, type == 'P', &r);
+	audit_statement(c, sql, sql_len, type == 'P',
+	                r.decision == POLICY_DENIED      ? "deny"
+	                : r.decision == POLICY_REWRITTEN ? "rewrite"
+	                                                 : "allow",
+	                r.script, r.decision == POLICY_DENIED ? r.sqlstate : NULL);
 	struct pktbuf pb;
 	pktbuf_init(&pb);
 	switch (r.decision) {
@@ -660,8 +668,8 @@ static bool client_process(struct client *c)
 			return false;
 		}
 		bool tracking = prepared_tracking(c->pool);
-		bool checking =
-		    policy_enabled() && !c->policy_checked && (type == 'Q' || type == 'P');
+		bool checking = (policy_enabled() || audit_enabled()) && !c->policy_checked &&
+		                (type == 'Q' || type == 'P');
 		/* Statement names are rewritten, statements checked: such messages are handled
 		 * whole. */
 		if ((checking || c->skip_to_sync || (tracking && prepared_needs_whole(type))) &&

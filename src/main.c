@@ -2,6 +2,7 @@
  * pgsieve: a PostgreSQL connection pooler and policy gateway, started
  * like PgBouncer: `pgsieve [-d] [-R] [-q] [-v] [-u user] config.ini`.
  */
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "log.h"
@@ -201,6 +202,8 @@ int main(int argc, char **argv)
 	if (!auth_load_files(&err))
 		die("%s", err);
 	if (!policy_configure(&err))
+		die("%s", err);
+	if (!audit_configure(&err))
 		die("%s", err);
 	struct tls_contexts *tls = tls_load(cf, &err);
 	if (!tls)

@@ -137,6 +137,7 @@ void policy_result_clear(struct policy_result *r)
 {
 	FREE_AND_NULL(r->sql);
 	FREE_AND_NULL(r->message);
+	FREE_AND_NULL(r->script);
 	r->decision = POLICY_PASS;
 }
 
@@ -325,6 +326,8 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 		case LUA_VERDICT_ALLOW:
 			break;
 		case LUA_VERDICT_DENY:
+			free(out->script);
+			out->script = xstrdup(script);
 			stats[s].denials++;
 			cl_log(LOG_LVL_LOG, c, "policy: %s denies: %s", script, v.message);
 			deny(out, v.sqlstate, "%s", v.message);
@@ -346,6 +349,8 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 				break;
 			}
 			stats[s].rewrites++;
+			free(out->script);
+			out->script = xstrdup(script);
 			cl_log(LOG_LVL_DEBUG, c, "policy: %s rewrites the statement", script);
 			struct sqlinfo *info = sqlinfo_cache_analyse(cache, v.sql, strlen(v.sql));
 			if (info->error != SQLINFO_OK || info->n_stmts == 0) {

@@ -16,6 +16,7 @@
 #include "janitor.h"
 #include "log.h"
 #include "metrics.h"
+#include "audit.h"
 #include "policy.h"
 #include "pool.h"
 #include "server.h"
@@ -475,6 +476,12 @@ bool pooler_reload(char **err)
 		}
 		return false;
 	}
+	/* The audit file is opened again (log rotation); if it cannot be, the old one stays. */
+	char *audit_err = NULL;
+	if (!audit_configure(&audit_err)) {
+		log_error("%s", audit_err);
+		free(audit_err);
+	}
 	/* New connections use the new certificates; open sessions keep theirs. */
 	tls_install(tls);
 	if (!fresh->verbose && old->verbose == log_verbose)
@@ -588,6 +595,7 @@ void pooler_cleanup(void)
 	pool_free_all();
 	auth_free_files();
 	policy_shutdown();
+	audit_shutdown();
 	tls_install(NULL);
 	varcache_teardown();
 	event_base_free(pooler_base);

@@ -1,0 +1,47 @@
+/*
+ * The audit log: one JSON object per line for each connect, failed
+ * login, statement (with the policy's verdict) and disconnect, to
+ * audit_file and/or syslog (audit_syslog).
+ *
+ * The event loop never waits for the disk: records go into a bounded
+ * in-memory queue that a writer thread empties; when the queue is full a
+ * record is dropped and counted (SHOW AUDIT), never the loop stalled.
+ * audit_query_text decides what of a statement's text is kept: full,
+ * normalized (constants replaced by $n, the default: no values of
+ * customers' data in the log) or none.
+ */
+#ifndef PGSIEVE_AUDIT_H
+#define PGSIEVE_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct client;
+
+/* At start and on RELOAD/SIGHUP: (re)opens the file; false and *err if it cannot. */
+bool audit_configure(char **err) MUST_CHECK;
+void audit_shutdown(void);
+bool audit_enabled(void);
+
+void audit_connect(const struct client *client);
+void audit_login_failed(const struct client *client, const char *reason);
+/*
+ * A statement and what the policy made of it: verdict is "allow", "deny"
+ * or "rewrite"; script the one that decided (NULL: none); sqlstate the
+ * error the client got (NULL: none).
+ */
+void audit_statement(const struct client *client, const char *sql, size_t len, bool extended,
+                     const char *verdict, const char *script, const char *sqlstate);
+void audit_disconnect(const struct client *client);
+
+struct audit_stats {
+	uint64_t written; /* records handed to the file or syslog */
+	uint64_t lost;    /* dropped: the queue was full or a write failed */
+	size_t pending;   /* bytes waiting for the writer */
+};
+void audit_get_stats(struct audit_stats *out);
+
+#endif

@@ -1,0 +1,292 @@
+/*
+ * The audit log; see audit.h. Records are built on the loop (jansson
+ * escapes the strings), queued, and written by one thread that owns the
+ * file descriptor.
+ */
+#include "audit.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
+#include "varcache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pg_query.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Bytes queued for the writer at most; past it records are dropped, and counted. */
+#define MAX_PENDING (4 * 1024 * 1024)
+
+struct record {
+	struct record *next;
+	size_t len;
+	char text[]; /* one JSON line, with its newline */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	bool running;
+	bool stop;
+	struct record *head, **tail;
+	size_t pending;
+	int fd;      /* the writer's; -1: none */
+	int next_fd; /* handed over by audit_configure; -2: no change */
+	bool to_syslog;
+	uint64_t written, lost;
+} q = {PTHREAD_MUTEX_INITIALIZER,
+       PTHREAD_COND_INITIALIZER,
+       0,
+       false,
+       false,
+       NULL,
+       NULL,
+       0,
+       -1,
+       -2,
+       false,
+       0,
+       0};
+
+static bool enabled;
+
+bool audit_enabled(void)
+{
+	return enabled;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static void *writer(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&q.lock);
+	for (;;) {
+		while (!q.head && !q.stop && q.next_fd == -2)
+			pthread_cond_wait(&q.wake, &q.lock);
+		if (q.next_fd != -2) {
+			if (q.fd >= 0)
+				close(q.fd);
+			q.fd = q.next_fd;
+			q.next_fd = -2;
+		}
+		struct record *batch = q.head;
+		q.head = NULL;
+		q.tail = &q.head;
+		size_t bytes = q.pending;
+		q.pending = 0;
+		int fd = q.fd;
+		bool to_syslog = q.to_syslog;
+		bool stopping = q.stop;
+		pthread_mutex_unlock(&q.lock);
+		uint64_t ok = 0, failed = 0;
+		while (batch) {
+			struct record *r = batch;
+			batch = r->next;
+			bool good = true;
+			if (fd >= 0)
+				good = write_all(fd, r->text, r->len);
+			if (to_syslog)
+				syslog(LOG_INFO | LOG_AUTHPRIV, "%.*s", (int)r->len - 1, r->text);
+			if (good)
+				ok++;
+			else
+				failed++;
+			free(r);
+		}
+		(void)bytes;
+		pthread_mutex_lock(&q.lock);
+		q.written += ok;
+		q.lost += failed;
+		if (stopping && !q.head)
+			break;
+	}
+	if (q.fd >= 0)
+		close(q.fd);
+	q.fd = -1;
+	pthread_mutex_unlock(&q.lock);
+	return NULL;
+}
+
+bool audit_configure(char **err)
+{
+	int fd = -1;
+	if (cf->audit_file) {
+		fd = open(cf->audit_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0) {
+			*err = xasprintf("audit_file %s: %s", cf->audit_file, strerror(errno));
+			return false;
+		}
+	}
+	enabled = fd >= 0 || cf->audit_syslog;
+	if (!q.running && enabled) {
+		q.tail = &q.head;
+		if (pthread_create(&q.thread, NULL, writer, NULL) != 0) {
+			close(fd);
+			*err = xstrdup("could not start the audit writer thread");
+			enabled = false;
+			return false;
+		}
+		q.running = true;
+	}
+	if (q.running) {
+		pthread_mutex_lock(&q.lock);
+		if (q.next_fd >= 0)
+			close(q.next_fd); /* two reloads before the writer woke */
+		q.next_fd = fd;
+		q.to_syslog = cf->audit_syslog;
+		pthread_cond_signal(&q.wake);
+		pthread_mutex_unlock(&q.lock);
+	}
+	return true;
+}
+
+void audit_shutdown(void)
+{
+	if (!q.running)
+		return;
+	pthread_mutex_lock(&q.lock);
+	q.stop = true;
+	pthread_cond_signal(&q.wake);
+	pthread_mutex_unlock(&q.lock);
+	pthread_join(q.thread, NULL);
+	if (q.next_fd >= 0)
+		close(q.next_fd);
+	q.next_fd = -2;
+	q.running = false;
+	q.stop = false;
+	enabled = false;
+}
+
+void audit_get_stats(struct audit_stats *out)
+{
+	pthread_mutex_lock(&q.lock);
+	out->written = q.written;
+	out->lost = q.lost;
+	out->pending = q.pending;
+	pthread_mutex_unlock(&q.lock);
+}
+
+static void enqueue(json_t *obj)
+{
+	char *text = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (!text)
+		return;
+	size_t len = strlen(text);
+	struct record *r = malloc(sizeof(*r) + len + 2);
+	if (r) {
+		memcpy(r->text, text, len);
+		r->text[len] = '\n';
+		r->text[len + 1] = '\0';
+		r->len = len + 1;
+		r->next = NULL;
+	}
+	free(text);
+	pthread_mutex_lock(&q.lock);
+	if (!r || q.pending + (r ? r->len : 0) > MAX_PENDING) {
+		q.lost++;
+		free(r);
+	} else {
+		*q.tail = r;
+		q.tail = &r->next;
+		q.pending += r->len;
+		pthread_cond_signal(&q.wake);
+	}
+	pthread_mutex_unlock(&q.lock);
+}
+
+/* The fields every record has: when, what, and whose session. */
+static json_t *record(const char *event, const struct client *c)
+{
+	char when[40];
+	usec_t now = wall_usec();
+	time_t secs = (time_t)(now / USEC_PER_SEC);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(now % USEC_PER_SEC / 1000));
+	int app = varcache_index("application_name");
+	const char *name = app >= 0 ? varcache_get(&c->vars, app) : NULL;
+	return json_pack("{s:s, s:s, s:I, s:s, s:i, s:s?, s:s?, s:s?}", "time", when, "event",
+	                 event, "session", (json_int_t)c->id, "client_addr", c->addr_str,
+	                 "client_port", c->port, "database", c->dbname, "user", c->user,
+	                 "application_name", name);
+}
+
+void audit_connect(const struct client *c)
+{
+	if (enabled)
+		enqueue(record("connect", c));
+}
+
+void audit_login_failed(const struct client *c, const char *reason)
+{
+	if (!enabled)
+		return;
+	json_t *r = record("login_failed", c);
+	json_object_set_new(r, "reason", json_string(reason));
+	enqueue(r);
+}
+
+void audit_disconnect(const struct client *c)
+{
+	if (!enabled)
+		return;
+	json_t *r = record("disconnect", c);
+	json_object_set_new(
+	    r, "seconds",
+	    json_integer((json_int_t)((now_usec() - c->connect_time) / USEC_PER_SEC)));
+	enqueue(r);
+}
+
+void audit_statement(const struct client *c, const char *sql, size_t len, bool extended,
+                     const char *verdict, const char *script, const char *sqlstate)
+{
+	if (!enabled)
+		return;
+	char *text = xstrndup(sql, len);
+	json_t *r = record("statement", c);
+	json_object_set_new(r, "protocol", json_string(extended ? "extended" : "simple"));
+	json_object_set_new(r, "verdict", json_string(verdict));
+	if (script)
+		json_object_set_new(r, "script", json_string(script));
+	if (sqlstate)
+		json_object_set_new(r, "sqlstate", json_string(sqlstate));
+	PgQueryFingerprintResult fp = pg_query_fingerprint(text);
+	if (!fp.error && fp.fingerprint_str)
+		json_object_set_new(r, "fingerprint", json_string(fp.fingerprint_str));
+	pg_query_free_fingerprint_result(fp);
+	if (strcmp(cf->audit_query_text, "full") == 0) {
+		json_object_set_new(r, "query", json_stringn(text, strlen(text)));
+	} else if (strcmp(cf->audit_query_text, "normalized") == 0) {
+		/* Constants become $n: the log shows what ran, not the data it carried. */
+		PgQueryNormalizeResult nr = pg_query_normalize(text);
+		json_object_set_new(r, "query",
+		                    nr.error ? json_string("(not parsed)")
+		                             : json_string(nr.normalized_query));
+		pg_query_free_normalize_result(nr);
+	}
+	free(text);
+	enqueue(r);
+}
