@@ -23,6 +23,8 @@ struct client;
 
 /* At start and on RELOAD/SIGHUP: (re)opens the file; false and *err if it cannot. */
 bool audit_configure(char **err) MUST_CHECK;
+/* Starts the writer thread: once, after the process has daemonized. */
+bool audit_start(char **err) MUST_CHECK;
 void audit_shutdown(void);
 bool audit_enabled(void);
 

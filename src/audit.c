@@ -57,6 +57,21 @@ static struct {
        0};
 
 static bool enabled;
+/* Threads may start: after daemonize()'s fork, which would leave them behind. */
+static bool may_start;
+
+static void *writer(void *arg);
+
+static bool start_writer(char **err)
+{
+	q.tail = &q.head;
+	if (pthread_create(&q.thread, NULL, writer, NULL) != 0) {
+		*err = xstrdup("could not start the audit writer thread");
+		return false;
+	}
+	q.running = true;
+	return true;
+}
 
 bool audit_enabled(void)
 {
@@ -139,32 +154,34 @@ bool audit_configure(char **err)
 		}
 	}
 	enabled = fd >= 0 || cf->audit_syslog;
-	if (!q.running && enabled) {
-		q.tail = &q.head;
-		if (pthread_create(&q.thread, NULL, writer, NULL) != 0) {
-			close(fd);
-			*err = xstrdup("could not start the audit writer thread");
-			enabled = false;
-			return false;
-		}
-		q.running = true;
-	}
-	if (q.running) {
-		pthread_mutex_lock(&q.lock);
-		if (q.next_fd >= 0)
-			close(q.next_fd); /* two reloads before the writer woke */
-		q.next_fd = fd;
-		q.to_syslog = cf->audit_syslog;
-		pthread_cond_signal(&q.wake);
-		pthread_mutex_unlock(&q.lock);
+	pthread_mutex_lock(&q.lock);
+	if (q.next_fd >= 0)
+		close(q.next_fd); /* two reloads before the writer woke */
+	q.next_fd = fd;
+	q.to_syslog = cf->audit_syslog;
+	pthread_cond_signal(&q.wake);
+	pthread_mutex_unlock(&q.lock);
+	if (enabled && may_start && !q.running && !start_writer(err)) {
+		enabled = false;
+		return false;
 	}
 	return true;
 }
 
+bool audit_start(char **err)
+{
+	may_start = true;
+	return !enabled || q.running || start_writer(err);
+}
+
 void audit_shutdown(void)
 {
-	if (!q.running)
+	if (!q.running) {
+		if (q.next_fd >= 0)
+			close(q.next_fd);
+		q.next_fd = -2;
 		return;
+	}
 	pthread_mutex_lock(&q.lock);
 	q.stop = true;
 	pthread_cond_signal(&q.wake);

@@ -226,6 +226,9 @@ int main(int argc, char **argv)
 		if (event_reinit(pooler_base) != 0)
 			die("event_reinit failed after daemonizing");
 	}
+	/* Threads only now: a daemon's fork leaves them behind. */
+	if (!audit_start(&err))
+		die("%s", err);
 	if (cf->pidfile && *cf->pidfile && !write_pidfile(cf->pidfile, &err))
 		die("%s", err);
 

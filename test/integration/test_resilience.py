@@ -282,7 +282,9 @@ def test_sigquit_exits_immediately(pooler, conns):
 def test_daemonize_with_pidfile(pooler):
     p = pooler(start=False)
     pidfile = p.dir / "pooler.pid"
-    p.write_config(settings={"pidfile": str(pidfile), "logfile": str(p.logfile)})
+    audit = p.dir / "audit.jsonl"
+    p.write_config(settings={"pidfile": str(pidfile), "logfile": str(p.logfile),
+                             "audit_file": str(audit)})
     launcher = subprocess.run(p.command("-d"), capture_output=True, text=True, timeout=10,
                               env=p.env(), cwd=str(p.dir))
     daemon_pid = None
@@ -294,6 +296,9 @@ def test_daemonize_with_pidfile(pooler):
         os.kill(daemon_pid, 0)                         # it runs
         wait_for(lambda: _accepts(p.host, p.port), 5, what="daemon listening")
         p.assert_serves()
+        # The audit writer is a thread: it must be started after the fork.
+        wait_for(lambda: audit.exists() and '"event":"disconnect"' in audit.read_text(), 5,
+                 what="audit records written by the daemon")
         os.kill(daemon_pid, signal.SIGTERM)
         wait_for(lambda: not _alive(daemon_pid), 5, what="daemon exit")
         wait_for(lambda: not pidfile.exists(), 3, what="pidfile removed on exit")
