@@ -485,6 +485,12 @@ static usec_t to_wall(usec_t mono)
 	return mono ? wall_usec() - (now_usec() - mono) : 0;
 }
 
+/* As PgBouncer: only a host list has a load_balance_hosts to show. */
+static const char *load_balance_column(const struct db_config *dc)
+{
+	return dc->host_count > 1 ? config_load_balance_name(dc->load_balance_hosts) : NULL;
+}
+
 static void database_row(struct result *r, const char *name, const struct db_config *dc,
                          const struct pool_db *db)
 {
@@ -498,7 +504,7 @@ static void database_row(struct result *r, const char *name, const struct db_con
 	           dc->dbname ? dc->dbname : name, dc->user, num(size), num(min), num(reserve),
 	           num(config_server_lifetime(cf, dc) / USEC_PER_SEC),
 	           dc->pool_mode == POOL_MODE_UNSET ? NULL : config_pool_mode_name(dc->pool_mode),
-	           NULL, num(max_db), num(db ? db->server_count : 0),
+	           load_balance_column(dc), num(max_db), num(db ? db->server_count : 0),
 	           num(config_max_db_client_connections(cf, dc)),
 	           num(db ? pool_db_client_count(db) : 0), yes_no01(db && db->paused),
 	           yes_no01(db && db->disabled)});
@@ -617,7 +623,8 @@ static void show_pools(struct client *c)
 		                       count_task(&p->used_servers, TASK_RESET)),
 		                   num((long long)list_count(&p->new_servers)),
 		                   num(maxwait / USEC_PER_SEC), num(maxwait % USEC_PER_SEC),
-		                   config_pool_mode_name(pool_mode_of(p)), NULL});
+		                   config_pool_mode_name(pool_mode_of(p)),
+		                   load_balance_column(&p->db->conf)});
 	}
 	/* The console is a pool of its own in PgBouncer's listing. */
 	result_row(&r, (const char *const[]){"pgbouncer", "pgbouncer",
@@ -983,8 +990,7 @@ static void server_view(const struct server *s, struct socket_view *v)
 	v->user = s->pool->user->name;
 	v->database = s->pool->db->name;
 	v->state = server_state_name(s);
-	v->addr = s->pool->db->conf.host ? s->pool->db->conf.host : "unix";
-	v->port = s->pool->db->conf.port > 0 ? s->pool->db->conf.port : 5432;
+	v->addr = server_host(s, &v->port);
 	v->connect_time = s->connect_time;
 	v->request_time = s->request_time ? s->request_time : s->idle_since;
 	v->close_needed = s->dirty;
