@@ -837,7 +837,7 @@ static void show_lists(struct client *c)
 	    {"free_servers", "0"},
 	    {"used_servers", num(servers)},
 	    {"dns_names", num((long long)ds.cached)},
-	    {"dns_zones", "0"},
+	    {"dns_zones", num((long long)ds.zones)},
 	    {"dns_queries", num((long long)ds.queries)},
 	    {"dns_pending", "0"},
 	};
@@ -1150,11 +1150,20 @@ static void show_dns_hosts(struct client *c)
 	result_send(c, &r, "SHOW");
 }
 
-/* Result sets that are empty until the feature exists (zones, peers). */
-static void show_empty(struct client *c, int n, const char *const *names, const uint32_t *types)
+static void add_zone_row(void *arg, const char *zone, uint32_t serial, int names)
 {
+	struct dns_rows *dr = arg;
+	result_row(dr->r, (const char *const[]){zone, num(serial), num(names)});
+}
+
+static void show_dns_zones(struct client *c)
+{
+	static const char *const names[] = {"zonename", "serial", "count"};
+	static const uint32_t types[] = {T, I, I};
 	struct result r;
-	result_begin(&r, n, names, types);
+	result_begin(&r, 3, names, types);
+	struct dns_rows dr = {&r};
+	dns_foreach_zone(add_zone_row, &dr);
 	result_send(c, &r, "SHOW");
 }
 
@@ -1190,8 +1199,6 @@ static void show_peer_pools(struct client *c)
 
 static bool admin_show(struct client *c, const char *what)
 {
-	static const char *const zone_names[] = {"zonename", "serial", "count"};
-	static const uint32_t zone_types[] = {T, I, I};
 	if (strcasecmp(what, "databases") == 0)
 		show_databases(c);
 	else if (strcasecmp(what, "pools") == 0)
@@ -1223,7 +1230,7 @@ static bool admin_show(struct client *c, const char *what)
 	else if (strcasecmp(what, "dns_hosts") == 0)
 		show_dns_hosts(c);
 	else if (strcasecmp(what, "dns_zones") == 0)
-		show_empty(c, 3, zone_names, zone_types);
+		show_dns_zones(c);
 	else if (strcasecmp(what, "peers") == 0)
 		show_peers(c);
 	else if (strcasecmp(what, "peer_pools") == 0)

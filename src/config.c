@@ -119,7 +119,7 @@ static const struct setting settings[] = {
     BOOL("disable_pqexec", FIELD(disable_pqexec), "0", SF_NO_RELOAD),
     TIME("dns_max_ttl", FIELD(dns_max_ttl), "15", 0),
     TIME("dns_nxdomain_ttl", FIELD(dns_nxdomain_ttl), "15", 0),
-    TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", SF_PENDING),
+    TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", 0),
     TIME("idle_transaction_timeout", FIELD(idle_transaction_timeout), "0", 0),
     STR("ignore_startup_parameters", FIELD(ignore_startup_parameters), "", 0),
     STR("job_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD | SF_NOT_HERE),

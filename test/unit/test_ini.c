@@ -865,7 +865,8 @@ static void test_entry_overrides(void)
 
 static void test_not_implemented(void)
 {
-	put("tls.ini", "login_notify_message = hello\njob_name = 2\ndns_zone_check_period = 5\n");
+	put("tls.ini", "login_notify_message = hello\njob_name = 2\nconffile = other.ini\n"
+	               "dns_zone_check_period = 5\n");
 	capture_start();
 	char *err;
 	struct config *c =
@@ -897,7 +898,9 @@ static void test_not_implemented(void)
 	CHECK(count(log, "setting \"auth_ldap_options\" is accepted but not implemented yet; "
 	                 "it has no effect") == 1);
 	CHECK(count(log, "pgbouncer.ini:5: setting \"auth_ldap_options\"") == 1);
-	CHECK(count(log, "tls.ini:3: setting \"dns_zone_check_period\"") == 1);
+	CHECK(count(log, "tls.ini:3: setting \"conffile\"") == 1);
+	CHECK(count(log, "dns_zone_check_period") == 0);
+	CHECK(c->dns_zone_check_period == 5 * USEC_PER_SEC);
 	/* Implemented, or meaningful on Windows only as in PgBouncer: no warning. */
 	CHECK(count(log, "login_notify_message") == 0);
 	CHECK(count(log, "job_name") == 0);
