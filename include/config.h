@@ -50,11 +50,39 @@ enum tls_mode {
 #define CONFIG_TLS_V1_2 0x04
 #define CONFIG_TLS_V1_3 0x08
 
+/* A [databases] host list has at most this many entries. */
+#define DB_MAX_HOSTS 32
+
+/* load_balance_hosts: where a new server connection starts in a host list. */
+enum load_balance_hosts {
+	LB_ROUND_ROBIN = 0, /* at the entry after the one the pool's last connection started at */
+	LB_DISABLE,         /* always at the first entry */
+};
+
+/* target_session_attrs: which servers of a host list a new connection accepts (libpq's). */
+enum session_attrs {
+	TSA_ANY = 0,
+	TSA_READ_WRITE,
+	TSA_READ_ONLY,
+	TSA_PRIMARY,
+	TSA_STANDBY,
+	TSA_PREFER_STANDBY, /* a standby if any host is one, else any server */
+};
+
 /* One [databases] line. Unset numbers are -1 and inherit the global value. */
 struct db_config {
-	char *name;     /* the name clients connect to; "*" is the fallback */
-	char *host;     /* NULL = unix socket in the default dir; "/dir" = socket dir */
-	int port;       /* default 5432 */
+	char *name; /* the name clients connect to; "*" is the fallback */
+	/*
+	 * As written: one entry or a comma-separated list of them, each an
+	 * address, a host name or a unix socket directory ("/dir"). NULL = unix
+	 * socket in the default dir. config_db_host() splits it.
+	 */
+	char *host;
+	int port;       /* default 5432; with a port list, its first entry */
+	char *ports;    /* port= as written when it is a list (one per host), else NULL */
+	int host_count; /* entries in host; 1 when host is NULL */
+	enum load_balance_hosts load_balance_hosts;
+	enum session_attrs target_session_attrs;
 	char *dbname;   /* server-side name; NULL = same as name */
 	char *user;     /* forced server user, or NULL */
 	char *password; /* for the forced user, or NULL */
@@ -307,6 +335,14 @@ static inline usec_t config_user_time(usec_t user_value, usec_t global)
 }
 
 const char *config_pool_mode_name(enum pool_mode m);
+const char *config_load_balance_name(enum load_balance_hosts lb);
+const char *config_session_attrs_name(enum session_attrs tsa);
+
+/*
+ * The i-th entry (from 0) of db's host list into buf, and its port; false
+ * when i >= db->host_count. "" stands for the default unix socket dir.
+ */
+bool config_db_host(const struct db_config *db, int i, char *buf, size_t len, int *port);
 const char *config_tls_mode_name(enum tls_mode m);
 
 /*

@@ -57,6 +57,17 @@ struct dns_request *dns_resolve(const char *host, int port, dns_callback cb, voi
 /* After this the callback is never called; req is freed. NULL is ignored. */
 void dns_cancel(struct dns_request *req);
 
+/*
+ * dns_zone_check_period: every period, the SOA serial of each zone of a
+ * cached name is checked; a changed serial makes the zone's names be
+ * looked up again. 0 = off. Takes effect at once (RELOAD).
+ */
+void dns_set_zone_check_period(usec_t period);
+
+/* For SHOW DNS_ZONES: each zone, its last serial (0 = none yet) and its cached names. */
+typedef void (*dns_zone_fn)(void *arg, const char *zone, uint32_t serial, int names);
+void dns_foreach_zone(dns_zone_fn fn, void *arg);
+
 /* Frees everything; pending requests are cancelled without callbacks. */
 void dns_shutdown(void);
 
@@ -66,6 +77,7 @@ struct dns_stats {
 	uint64_t queries;    /* c-ares queries started */
 	uint64_t failures;   /* queries that ended in an error */
 	uint64_t cached;     /* names in the cache now */
+	uint64_t zones;      /* zones dns_zone_check_period watches now */
 };
 
 void dns_get_stats(struct dns_stats *out);

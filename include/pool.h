@@ -60,6 +60,10 @@ struct pool_db {
 	usec_t addr_time;
 	struct dns_request *dns;
 	bool dns_failed;
+	/* When each entry of the host list last failed or did not fit target_session_attrs. */
+	usec_t host_failed[DB_MAX_HOSTS];
+	/* prefer-standby: when a connection last found no standby and took another server. */
+	usec_t no_standby_since;
 };
 
 struct pool_user {
@@ -98,6 +102,7 @@ struct pool {
 	struct param_list *welcome;
 
 	usec_t last_login_failure; /* for server_login_retry */
+	unsigned host_rr;          /* load_balance_hosts=round-robin: the next first host */
 	char last_login_error[256];
 	char last_login_sqlstate[6];
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "list.h"
 #include "sbuf.h"
 #include "varcache.h"
@@ -37,8 +38,9 @@ enum server_task {
 	TASK_CONNECT_QUERY,
 	TASK_CHECK,
 	TASK_RESET,
-	TASK_SET_VARS,   /* then link to the client */
-	TASK_AUTH_QUERY, /* auth_query for a logging-in client */
+	TASK_SET_VARS,      /* then link to the client */
+	TASK_AUTH_QUERY,    /* auth_query for a logging-in client */
+	TASK_SESSION_CHECK, /* target_session_attrs, on servers that do not report it */
 };
 
 struct server {
@@ -76,6 +78,19 @@ struct server {
 	struct sockaddr_storage next_addrs[4];
 	int next_count;
 
+	/* The entries of a host list, in the order this connection tries them (server.c). */
+	uint8_t host_order[DB_MAX_HOSTS];
+	int host_n;
+	int host_pos;            /* host_order[host_pos] is being tried */
+	char host[256];          /* that entry ("" = the default socket dir) */
+	int port;                /* and its port */
+	usec_t attempt_time;     /* when it began: server_connect_timeout counts from here */
+	int misfits;             /* hosts that logged us in but did not fit target_session_attrs */
+	uint32_t misfit_mask;    /* which ones (bits of host indexes) */
+	bool any_pass;           /* prefer-standby found no standby: any server will do */
+	signed char hot_standby; /* in_hot_standby as reported or queried; -1 = unknown */
+	signed char read_only;   /* default_transaction_read_only; -1 = unknown */
+
 	usec_t connect_time;
 	usec_t idle_since;
 	usec_t request_time; /* when the client's current query began */
@@ -94,6 +109,12 @@ void server_reap(void);
 void server_run_task(struct server *server, enum server_task task, const char *sql);
 
 void server_close(struct server *server, const char *reason);
+
+/* server_connect_timeout passed for the current host: the next one, or the login fails. */
+void server_connect_timed_out(struct server *server);
+
+/* The host (entry of the host list) and port this server is connected to. */
+const char *server_host(const struct server *server, int *port);
 
 /* Runs auth_query for a logging-in client; auth_query_result() follows. */
 void server_run_auth_query(struct server *server, struct client *client);

@@ -498,6 +498,12 @@ static usec_t to_wall(usec_t mono)
 	return mono ? wall_usec() - (now_usec() - mono) : 0;
 }
 
+/* As PgBouncer: only a host list has a load_balance_hosts to show. */
+static const char *load_balance_column(const struct db_config *dc)
+{
+	return dc->host_count > 1 ? config_load_balance_name(dc->load_balance_hosts) : NULL;
+}
+
 static void database_row(struct result *r, const char *name, const struct db_config *dc,
                          const struct pool_db *db)
 {
@@ -511,7 +517,7 @@ static void database_row(struct result *r, const char *name, const struct db_con
 	           dc->dbname ? dc->dbname : name, dc->user, num(size), num(min), num(reserve),
 	           num(config_server_lifetime(cf, dc) / USEC_PER_SEC),
 	           dc->pool_mode == POOL_MODE_UNSET ? NULL : config_pool_mode_name(dc->pool_mode),
-	           NULL, num(max_db), num(db ? db->server_count : 0),
+	           load_balance_column(dc), num(max_db), num(db ? db->server_count : 0),
 	           num(config_max_db_client_connections(cf, dc)),
 	           num(db ? pool_db_client_count(db) : 0), yes_no01(db && db->paused),
 	           yes_no01(db && db->disabled)});
@@ -630,7 +636,8 @@ static void show_pools(struct client *c)
 		                       count_task(&p->used_servers, TASK_RESET)),
 		                   num((long long)list_count(&p->new_servers)),
 		                   num(maxwait / USEC_PER_SEC), num(maxwait % USEC_PER_SEC),
-		                   config_pool_mode_name(pool_mode_of(p)), NULL});
+		                   config_pool_mode_name(pool_mode_of(p)),
+		                   load_balance_column(&p->db->conf)});
 	}
 	/* The console is a pool of its own in PgBouncer's listing. */
 	result_row(&r, (const char *const[]){"pgbouncer", "pgbouncer",
@@ -843,7 +850,7 @@ static void show_lists(struct client *c)
 	    {"free_servers", "0"},
 	    {"used_servers", num(servers)},
 	    {"dns_names", num((long long)ds.cached)},
-	    {"dns_zones", "0"},
+	    {"dns_zones", num((long long)ds.zones)},
 	    {"dns_queries", num((long long)ds.queries)},
 	    {"dns_pending", "0"},
 	};
@@ -996,8 +1003,7 @@ static void server_view(const struct server *s, struct socket_view *v)
 	v->user = s->pool->user->name;
 	v->database = s->pool->db->name;
 	v->state = server_state_name(s);
-	v->addr = s->pool->db->conf.host ? s->pool->db->conf.host : "unix";
-	v->port = s->pool->db->conf.port > 0 ? s->pool->db->conf.port : 5432;
+	v->addr = server_host(s, &v->port);
 	v->connect_time = s->connect_time;
 	v->request_time = s->request_time ? s->request_time : s->idle_since;
 	v->close_needed = s->dirty;
@@ -1157,11 +1163,20 @@ static void show_dns_hosts(struct client *c)
 	result_send(c, &r, "SHOW");
 }
 
-/* Result sets that are empty until the feature exists (zones, peers). */
-static void show_empty(struct client *c, int n, const char *const *names, const uint32_t *types)
+static void add_zone_row(void *arg, const char *zone, uint32_t serial, int names)
 {
+	struct dns_rows *dr = arg;
+	result_row(dr->r, (const char *const[]){zone, num(serial), num(names)});
+}
+
+static void show_dns_zones(struct client *c)
+{
+	static const char *const names[] = {"zonename", "serial", "count"};
+	static const uint32_t types[] = {T, I, I};
 	struct result r;
-	result_begin(&r, n, names, types);
+	result_begin(&r, 3, names, types);
+	struct dns_rows dr = {&r};
+	dns_foreach_zone(add_zone_row, &dr);
 	result_send(c, &r, "SHOW");
 }
 
@@ -1233,8 +1248,6 @@ static void show_policies(struct client *c)
 
 static bool admin_show(struct client *c, const char *what)
 {
-	static const char *const zone_names[] = {"zonename", "serial", "count"};
-	static const uint32_t zone_types[] = {T, I, I};
 	if (strcasecmp(what, "databases") == 0)
 		show_databases(c);
 	else if (strcasecmp(what, "pools") == 0)
@@ -1270,7 +1283,7 @@ static bool admin_show(struct client *c, const char *what)
 	else if (strcasecmp(what, "dns_hosts") == 0)
 		show_dns_hosts(c);
 	else if (strcasecmp(what, "dns_zones") == 0)
-		show_empty(c, 3, zone_names, zone_types);
+		show_dns_zones(c);
 	else if (strcasecmp(what, "peers") == 0)
 		show_peers(c);
 	else if (strcasecmp(what, "peer_pools") == 0)

@@ -126,7 +126,7 @@ static const struct setting settings[] = {
     BOOL("disable_pqexec", FIELD(disable_pqexec), "0", SF_NO_RELOAD),
     TIME("dns_max_ttl", FIELD(dns_max_ttl), "15", 0),
     TIME("dns_nxdomain_ttl", FIELD(dns_nxdomain_ttl), "15", 0),
-    TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", SF_PENDING),
+    TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", 0),
     TIME("idle_transaction_timeout", FIELD(idle_transaction_timeout), "0", 0),
     STR("ignore_startup_parameters", FIELD(ignore_startup_parameters), "", 0),
     STR("job_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD | SF_NOT_HERE),
@@ -621,6 +621,7 @@ static void remember_unimplemented(struct config *c, const char *name, const cha
 enum param_kind {
 	PK_STRING,
 	PK_PORT,
+	PK_PORTS, /* [databases] port=: one port, or a list of them (fills port and ports) */
 	PK_COUNT, /* an integer >= 0 */
 	PK_POOL_MODE,
 	PK_TIME,          /* a time; 0 is PgBouncer's "not set" for per-entry times */
@@ -648,19 +649,19 @@ static const struct param db_params[] = {
     {"datestyle", PK_STRING, DB(datestyle)},
     {"dbname", PK_STRING, DB(dbname)},
     {"host", PK_STRING, DB(host)},
-    {"load_balance_hosts", PK_LOAD_BALANCE, NO_FIELD},
+    {"load_balance_hosts", PK_LOAD_BALANCE, DB(load_balance_hosts)},
     {"max_db_client_connections", PK_COUNT, DB(max_db_client_connections)},
     {"max_db_connections", PK_COUNT, DB(max_db_connections)},
     {"min_pool_size", PK_COUNT, DB(min_pool_size)},
     {"password", PK_STRING, DB(password)},
     {"pool_mode", PK_POOL_MODE, DB(pool_mode)},
     {"pool_size", PK_COUNT, DB(pool_size)},
-    {"port", PK_PORT, DB(port)},
+    {"port", PK_PORTS, DB(port)},
     {"query_wait_timeout", PK_TIME_OR_UNSET, DB(query_wait_timeout)},
     {"reserve_pool", PK_COUNT, DB(reserve_pool)},
     {"reserve_pool_size", PK_COUNT, DB(reserve_pool)},
     {"server_lifetime", PK_TIME, DB(server_lifetime)},
-    {"target_session_attrs", PK_SESSION_ATTRS, NO_FIELD},
+    {"target_session_attrs", PK_SESSION_ATTRS, DB(target_session_attrs)},
     {"timezone", PK_STRING, DB(timezone)},
     {"user", PK_STRING, DB(user)},
 };
@@ -686,12 +687,126 @@ static const struct param peer_params[] = {
     {"port", PK_PORT, PEER(port)},
 };
 
-static bool one_of(const char *s, const char *const *list, size_t n)
+static const char *const load_balance_names[] = {
+    [LB_ROUND_ROBIN] = "round-robin",
+    [LB_DISABLE] = "disable",
+};
+
+static const char *const session_attrs_names[] = {
+    [TSA_ANY] = "any",
+    [TSA_READ_WRITE] = "read-write",
+    [TSA_READ_ONLY] = "read-only",
+    [TSA_PRIMARY] = "primary",
+    [TSA_STANDBY] = "standby",
+    [TSA_PREFER_STANDBY] = "prefer-standby",
+};
+
+const char *config_load_balance_name(enum load_balance_hosts lb)
+{
+	return (size_t)lb < ARRAY_SIZE(load_balance_names) ? load_balance_names[lb] : "?";
+}
+
+const char *config_session_attrs_name(enum session_attrs tsa)
+{
+	return (size_t)tsa < ARRAY_SIZE(session_attrs_names) ? session_attrs_names[tsa] : "?";
+}
+
+/* Index of s in names (case-insensitive), or -1. */
+static int name_index(const char *s, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(s, list[i]) == 0)
-			return true;
-	return false;
+		if (strcasecmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Walks a comma-separated list: the next entry after *pos, without the
+ * spaces around it, into buf; empty entries are skipped, as PgBouncer's
+ * host lists skip them. False at the end of the list.
+ */
+static bool list_next(const char **pos, char *buf, size_t len)
+{
+	const char *p = *pos;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\0') {
+			*pos = p;
+			return false;
+		}
+		const char *start = p;
+		while (*p && *p != ',')
+			p++;
+		const char *end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (*p == ',')
+			p++;
+		if (end == start)
+			continue;
+		size_t n = (size_t)(end - start);
+		if (n >= len)
+			n = len - 1;
+		memcpy(buf, start, n);
+		buf[n] = '\0';
+		*pos = p;
+		return true;
+	}
+}
+
+static int list_count_entries(const char *list)
+{
+	char buf[256];
+	int n = 0;
+	while (list_next(&list, buf, sizeof(buf)))
+		n++;
+	return n;
+}
+
+bool config_db_host(const struct db_config *db, int i, char *buf, size_t len, int *port)
+{
+	if (i < 0 || i >= db->host_count || len == 0)
+		return false;
+	*port = db->port;
+	if (db->ports) {
+		const char *pos = db->ports;
+		char num[16];
+		for (int k = 0; k <= i; k++)
+			if (!list_next(&pos, num, sizeof(num)))
+				return false;
+		*port = atoi(num); /* checked when the file was loaded */
+	}
+	buf[0] = '\0';
+	if (!db->host)
+		return true;
+	const char *pos = db->host;
+	for (int k = 0; k <= i; k++)
+		if (!list_next(&pos, buf, len))
+			return false;
+	return true;
+}
+
+/* port=: a port, or a comma-separated list of ports (checked against the host list later). */
+static bool parse_ports(struct db_config *db, const char *val, char **why)
+{
+	const char *pos = val;
+	char num[64];
+	int n = 0;
+	while (list_next(&pos, num, sizeof(num))) {
+		int v;
+		if (!parse_int(num, 1, 65535, &v, why))
+			return false;
+		if (n++ == 0)
+			db->port = v;
+	}
+	if (n == 0) {
+		*why = xasprintf("invalid port list \"%s\"", val);
+		return false;
+	}
+	free(db->ports);
+	db->ports = strchr(val, ',') ? xstrdup(val) : NULL;
+	return true;
 }
 
 /* Checks val for param p and stores it at base + p->offset unless NO_FIELD. */
@@ -739,19 +854,29 @@ static bool param_apply(void *base, const struct param *p, const char *val, char
 			*(usec_t *)dst = t;
 		return true;
 	}
+	case PK_PORTS:
+		/* Only in db_params, where base is the entry. */
+		return parse_ports(base, val, why);
 	case PK_LOAD_BALANCE: {
-		static const char *const ok[] = {"disable", "round-robin"};
-		if (one_of(val, ok, ARRAY_SIZE(ok)))
+		int i = name_index(val, load_balance_names, ARRAY_SIZE(load_balance_names));
+		if (i >= 0) {
+			if (dst)
+				*(enum load_balance_hosts *)dst = (enum load_balance_hosts)i;
 			return true;
+		}
 		*why = xasprintf("invalid load_balance_hosts \"%s\" (disable or round-robin)", val);
 		return false;
 	}
 	case PK_SESSION_ATTRS: {
-		static const char *const ok[] = {"any", "read-write", "read-only", "primary",
-		                                 "standby"};
-		if (one_of(val, ok, ARRAY_SIZE(ok)))
+		int i = name_index(val, session_attrs_names, ARRAY_SIZE(session_attrs_names));
+		if (i >= 0) {
+			if (dst)
+				*(enum session_attrs *)dst = (enum session_attrs)i;
 			return true;
-		*why = xasprintf("invalid target_session_attrs \"%s\"", val);
+		}
+		*why = xasprintf("invalid target_session_attrs \"%s\" (any, read-write, read-only, "
+		                 "primary, standby or prefer-standby)",
+		                 val);
 		return false;
 	}
 	}
@@ -971,6 +1096,7 @@ static void db_free(struct db_config *db)
 		return;
 	free(db->name);
 	free(db->host);
+	free(db->ports);
 	free(db->dbname);
 	free(db->user);
 	free(db->password);
@@ -991,6 +1117,31 @@ static void user_free(struct user_config *u)
 		return;
 	free(u->name);
 	free(u);
+}
+
+/* Counts host= entries and matches port= against them: one port for all, or one each. */
+static bool check_host_list(struct db_config *db, char **why)
+{
+	db->host_count = db->host ? list_count_entries(db->host) : 1;
+	if (db->host_count == 0) {
+		*why = xasprintf("host: no host in \"%s\"", db->host);
+		return false;
+	}
+	if (db->host_count > DB_MAX_HOSTS) {
+		*why = xasprintf("host: %d hosts, at most %d are allowed", db->host_count,
+		                 DB_MAX_HOSTS);
+		return false;
+	}
+	if (db->ports) {
+		int n = list_count_entries(db->ports);
+		if (n != db->host_count) {
+			*why = xasprintf("port: %d ports for %d host%s (give one port for all "
+			                 "hosts, or one per host)",
+			                 n, db->host_count, db->host_count == 1 ? "" : "s");
+			return false;
+		}
+	}
+	return true;
 }
 
 static bool load_database(struct load_ctx *ctx, const char *name, const char *value, char **err)
@@ -1016,6 +1167,12 @@ static bool load_database(struct load_ctx *ctx, const char *name, const char *va
 		return false;
 	}
 	db->name = xstrdup(name);
+	if (!check_host_list(db, &why)) {
+		*err = xasprintf("%s: %s", name, why);
+		free(why);
+		db_free(db);
+		return false;
+	}
 
 	/* A later line for the same name replaces the earlier one, as in PgBouncer. */
 	struct db_config **pp = &ctx->c->databases;

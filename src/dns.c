@@ -24,6 +24,11 @@
  *   and its late answer still fills the cache.
  * - Numeric addresses are parsed with getaddrinfo(AI_NUMERICHOST), which
  *   never touches the network, and bypass the cache.
+ * - dns_zone_check_period, as PgBouncer: the zone of a cached name is what
+ *   follows its first dot. Every period each zone's SOA is asked for; when
+ *   its serial differs from the one seen before, every cached name of the
+ *   zone is looked up again at once (its old answer serves meanwhile), so
+ *   a changed record is noticed before its TTL or dns_max_ttl runs out.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE 1
@@ -35,6 +40,7 @@
 
 #include <ares.h>
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <event2/event.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -89,6 +95,15 @@ struct dns_request {
 	char *err;
 };
 
+/* A zone some cached name is in, for dns_zone_check_period. */
+struct dns_zone {
+	struct list_node node; /* in dns.zones */
+	char *name;
+	uint32_t serial; /* 0 = no answer yet */
+	bool inflight;   /* c-ares holds a pointer to it */
+	bool dead;       /* no cached name is in it any more: freed when its query ends */
+};
+
 static struct {
 	bool up;
 	struct event_base *base;
@@ -100,6 +115,9 @@ static struct {
 	struct list_node ready;      /* results waiting for the deliver event */
 	struct list_node delivering; /* the batch the deliver event is running */
 	usec_t max_ttl, nxdomain_ttl;
+	struct list_node zones;
+	struct event *zone_timer;
+	usec_t zone_period;
 	size_t ncache;
 	struct dns_stats stats;
 } dns;
@@ -435,6 +453,162 @@ static void dns_start_query(struct dns_entry *e)
 	dns_update_timer();
 }
 
+/* ---- zones ---- */
+
+static const char *dns_zone_of(const char *host)
+{
+	const char *dot = strchr(host, '.');
+	return dot && dot[1] ? dot + 1 : NULL;
+}
+
+static void dns_zone_free(struct dns_zone *z)
+{
+	list_del(&z->node);
+	free(z->name);
+	free(z);
+}
+
+static int dns_zone_count(const struct dns_zone *z)
+{
+	int n = 0;
+	struct list_node *it;
+	list_for_each(it, &dns.cache)
+	{
+		const struct dns_entry *e = container_of(it, struct dns_entry, node);
+		const char *zone = dns_zone_of(e->host);
+		if (zone && strcmp(zone, z->name) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* Zones follow the cache: one per zone of a cached name. */
+static void dns_zones_sync(void)
+{
+	struct list_node *it, *tmp;
+	list_for_each(it, &dns.cache)
+	{
+		const struct dns_entry *e = container_of(it, struct dns_entry, node);
+		const char *zone = dns_zone_of(e->host);
+		if (!zone)
+			continue;
+		struct dns_zone *z = NULL;
+		struct list_node *zi;
+		list_for_each(zi, &dns.zones)
+		{
+			struct dns_zone *c = container_of(zi, struct dns_zone, node);
+			if (strcmp(c->name, zone) == 0) {
+				z = c;
+				break;
+			}
+		}
+		if (z) {
+			z->dead = false;
+			continue;
+		}
+		z = xcalloc(1, sizeof(*z));
+		z->name = xstrdup(zone);
+		list_append(&dns.zones, &z->node);
+	}
+	list_for_each_safe(it, tmp, &dns.zones)
+	{
+		struct dns_zone *z = container_of(it, struct dns_zone, node);
+		if (dns_zone_count(z) > 0)
+			continue;
+		z->dead = true;
+		if (!z->inflight)
+			dns_zone_free(z);
+	}
+}
+
+/* The zone's serial changed: ask again for every cached name in it. */
+static void dns_zone_refresh(const struct dns_zone *z)
+{
+	struct list_node *it;
+	list_for_each(it, &dns.cache)
+	{
+		struct dns_entry *e = container_of(it, struct dns_entry, node);
+		const char *zone = dns_zone_of(e->host);
+		if (zone && strcmp(zone, z->name) == 0 && !e->inflight)
+			dns_start_query(e);
+	}
+}
+
+static void dns_on_soa(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	(void)timeouts;
+	struct dns_zone *z = arg;
+	/* Channel being destroyed: dns_shutdown frees the zone itself. */
+	if (status == ARES_EDESTRUCTION)
+		return;
+	z->inflight = false;
+	if (z->dead) {
+		dns_zone_free(z);
+		return;
+	}
+	struct ares_soa_reply *soa = NULL;
+	if (status == ARES_SUCCESS)
+		status = ares_parse_soa_reply(abuf, alen, &soa);
+	if (status != ARES_SUCCESS || !soa) {
+		log_debug("dns: no SOA for zone %s: %s", z->name, ares_strerror(status));
+		return;
+	}
+	uint32_t serial = soa->serial;
+	ares_free_data(soa);
+	if (z->serial && serial != z->serial) {
+		log_info("dns: zone %s: serial %u is now %u, looking its names up again", z->name,
+		         z->serial, serial);
+		z->serial = serial;
+		dns_zone_refresh(z);
+		return;
+	}
+	z->serial = serial;
+}
+
+static void dns_on_zone_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	dns_zones_sync();
+	struct list_node *it;
+	list_for_each(it, &dns.zones)
+	{
+		struct dns_zone *z = container_of(it, struct dns_zone, node);
+		if (z->inflight)
+			continue;
+		z->inflight = true;
+		ares_query(dns.channel, z->name, ns_c_in, ns_t_soa, dns_on_soa, z);
+	}
+	dns_update_timer();
+}
+
+void dns_set_zone_check_period(usec_t period)
+{
+	if (!dns.up || period == dns.zone_period)
+		return;
+	dns.zone_period = period > 0 ? period : 0;
+	evtimer_del(dns.zone_timer);
+	if (dns.zone_period > 0) {
+		struct timeval tv = {(time_t)(dns.zone_period / USEC_PER_SEC),
+		                     (suseconds_t)(dns.zone_period % USEC_PER_SEC)};
+		event_add(dns.zone_timer, &tv);
+	}
+}
+
+void dns_foreach_zone(dns_zone_fn fn, void *arg)
+{
+	if (!dns.up)
+		return;
+	struct list_node *it;
+	list_for_each(it, &dns.zones)
+	{
+		const struct dns_zone *z = container_of(it, struct dns_zone, node);
+		if (!z->dead)
+			fn(arg, z->name, z->serial, dns_zone_count(z));
+	}
+}
+
 /* ---- public ---- */
 
 /* Numeric IPv4/IPv6 (with %scope); false if host is not one. Never blocks. */
@@ -548,6 +722,7 @@ bool dns_init(struct event_base *base, usec_t max_ttl, usec_t nxdomain_ttl, cons
 	list_init(&dns.cache);
 	list_init(&dns.ready);
 	list_init(&dns.delivering);
+	list_init(&dns.zones);
 	dns_configure(max_ttl, nxdomain_ttl);
 
 	char lookups[] = "fb";
@@ -573,12 +748,15 @@ bool dns_init(struct event_base *base, usec_t max_ttl, usec_t nxdomain_ttl, cons
 	}
 	dns.timer = evtimer_new(base, dns_on_timer, NULL);
 	dns.deliver = event_new(base, -1, 0, dns_on_deliver, NULL);
-	if (!dns.timer || !dns.deliver) {
+	dns.zone_timer = event_new(base, -1, EV_PERSIST, dns_on_zone_timer, NULL);
+	if (!dns.timer || !dns.deliver || !dns.zone_timer) {
 		*err = xstrdup("dns: cannot create events");
 		if (dns.timer)
 			event_free(dns.timer);
 		if (dns.deliver)
 			event_free(dns.deliver);
+		if (dns.zone_timer)
+			event_free(dns.zone_timer);
 		ares_destroy(dns.channel);
 		ares_library_cleanup();
 		memset(&dns, 0, sizeof(dns));
@@ -620,8 +798,11 @@ void dns_shutdown(void)
 		dns_req_free(container_of(n, struct dns_request, node));
 	while ((n = list_pop(&dns.delivering)))
 		dns_req_free(container_of(n, struct dns_request, node));
+	while ((n = list_first(&dns.zones)))
+		dns_zone_free(container_of(n, struct dns_zone, node));
 	event_free(dns.timer);
 	event_free(dns.deliver);
+	event_free(dns.zone_timer);
 	ares_library_cleanup();
 	memset(&dns, 0, sizeof(dns));
 }
@@ -630,6 +811,15 @@ void dns_get_stats(struct dns_stats *out)
 {
 	*out = dns.stats;
 	out->cached = dns.ncache;
+	out->zones = 0;
+	if (!dns.up)
+		return;
+	struct list_node *it;
+	list_for_each(it, &dns.zones)
+	{
+		if (!container_of(it, struct dns_zone, node)->dead)
+			out->zones++;
+	}
 }
 
 void dns_foreach_host(dns_host_fn fn, void *arg)

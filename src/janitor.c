@@ -205,11 +205,10 @@ static void check_servers(struct pool *pool, usec_t now)
 	list_for_each_safe(it, tmp, &pool->new_servers)
 	{
 		struct server *s = container_of(it, struct server, node);
+		/* Per host of a host list: a timeout moves on to the next one. */
 		if (cf->server_connect_timeout > 0 &&
-		    now - s->connect_time > cf->server_connect_timeout) {
-			server_close(s, "server connect timeout");
-			pool_server_login_failed(pool, "08006", "server connect timeout");
-		}
+		    now - s->attempt_time > cf->server_connect_timeout)
+			server_connect_timed_out(s);
 	}
 }
 

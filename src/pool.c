@@ -40,6 +40,7 @@ static void dbconf_copy(struct db_config *dst, const struct db_config *src)
 	dst->next = NULL;
 	dst->name = dup_or_null(src->name);
 	dst->host = dup_or_null(src->host);
+	dst->ports = dup_or_null(src->ports);
 	dst->dbname = dup_or_null(src->dbname);
 	dst->user = dup_or_null(src->user);
 	dst->password = dup_or_null(src->password);
@@ -57,6 +58,7 @@ static void dbconf_clear(struct db_config *c)
 {
 	free(c->name);
 	free(c->host);
+	free(c->ports);
 	free(c->dbname);
 	free(c->user);
 	free(c->password);
@@ -74,7 +76,9 @@ static void dbconf_clear(struct db_config *c)
 static bool dbconf_same_target(const struct db_config *a, const struct db_config *b)
 {
 #define SAME(f) ((a->f == NULL && b->f == NULL) || (a->f && b->f && strcmp(a->f, b->f) == 0))
-	return SAME(host) && a->port == b->port && SAME(dbname) && SAME(user) && SAME(password);
+	return SAME(host) && a->port == b->port && SAME(ports) && SAME(dbname) && SAME(user) &&
+	       SAME(password) && a->load_balance_hosts == b->load_balance_hosts &&
+	       a->target_session_attrs == b->target_session_attrs;
 #undef SAME
 }
 
@@ -600,6 +604,8 @@ void pool_apply_config(void)
 			log_info("database %s changed: reconnecting its servers", db->name);
 			db->addr_len = 0;
 			db->addr_time = 0;
+			memset(db->host_failed, 0, sizeof(db->host_failed));
+			db->no_standby_since = 0;
 		}
 		struct list_node *pit;
 		list_for_each(pit, &all_pools)

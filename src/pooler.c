@@ -494,6 +494,7 @@ bool pooler_reload(char **err)
 		free(log_err);
 	}
 	dns_configure(cf->dns_max_ttl, cf->dns_nxdomain_ttl);
+	dns_set_zone_check_period(cf->dns_zone_check_period);
 	/* Settings read at start only keep their old values. */
 	cf->peer_id = old->peer_id; /* the keys handed out carry it */
 	free(cf->track_extra_parameters);
@@ -555,6 +556,7 @@ bool pooler_init(char **err)
 	if (!dns_init(pooler_base, cf->dns_max_ttl, cf->dns_nxdomain_ttl,
 	              cf->resolv_conf && *cf->resolv_conf ? cf->resolv_conf : NULL, err))
 		return false;
+	dns_set_zone_check_period(cf->dns_zone_check_period);
 	if (!janitor_start(pooler_base)) {
 		*err = xstrdup("could not start the maintenance timer");
 		return false;

@@ -12,6 +12,19 @@
  * message. Only ReadyForQuery and ParameterStatus are looked at: the first
  * says when a transaction ends and the server can go back to the pool, the
  * second keeps tracked parameters true on both sides.
+ *
+ * Host lists (host=a,b,c): each new connection gets its own order over the
+ * entries (plan_hosts): from the first one (load_balance_hosts=disable) or
+ * from one further than the pool's previous connection began
+ * (round-robin), with the entries that failed within server_login_retry
+ * moved to the end, so that a dead host costs new connections nothing
+ * while another one works. A host that refuses, times out, fails DNS,
+ * closes during login, answers with a connection-class error (SQLSTATE
+ * 08, 53, 57: starting up, shutting down, too many connections) or logs
+ * us in but does not fit target_session_attrs makes the same server
+ * object go on to the next entry (host_failed); the login fails only when
+ * none is left. Authentication errors end it at once: the other hosts
+ * would say the same, and libpq stops there too.
  */
 #include "server.h"
 #include "auth.h"
@@ -45,13 +58,25 @@ static struct list_node closed_servers = LIST_INIT(closed_servers);
 
 static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg);
 
+const char *server_host(const struct server *s, int *port)
+{
+	const struct db_config *dc = &s->pool->db->conf;
+	/* An adopted server (online restart) never chose an entry: show the list. */
+	if (s->port > 0) {
+		*port = s->port;
+		return s->host[0] ? s->host : "unix";
+	}
+	*port = dc->port > 0 ? dc->port : 5432;
+	return dc->host ? dc->host : "unix";
+}
+
 const char *server_tag(const struct server *s)
 {
 	static char buf[512];
+	int port;
+	const char *host = server_host(s, &port);
 	snprintf(buf, sizeof(buf), "S-%llu: %s/%s@%s:%d", (unsigned long long)s->id,
-	         s->pool->db->name, s->pool->user->name,
-	         s->pool->db->conf.host ? s->pool->db->conf.host : "unix",
-	         s->pool->db->conf.port > 0 ? s->pool->db->conf.port : 5432);
+	         s->pool->db->name, s->pool->user->name, host, port);
 	return buf;
 }
 
@@ -136,6 +161,8 @@ static void send_startup(struct server *s)
 	pktbuf_free(&pb);
 }
 
+static void host_failed(struct server *s, const char *sqlstate, const char *msg);
+
 static void login_failed(struct server *s, const char *sqlstate, const char *msg)
 {
 	sv_log(LOG_LVL_WARNING, s, "server login failed: %s", msg);
@@ -177,7 +204,7 @@ static void read_tls_answer(struct server *s)
 	s->tls_answer_pending = false;
 	bool more = evbuffer_get_length(in) > 0;
 	if (answer == 'S' && !more) {
-		struct ssl_st *ssl = tls_server_session(s->pool->db->conf.host);
+		struct ssl_st *ssl = tls_server_session(s->host[0] ? s->host : NULL);
 		if (!ssl || !sbuf_start_tls(&s->sb, ssl))
 			login_failed(s, "08006", "could not start TLS");
 		return; /* the startup packet goes out once the handshake is done */
@@ -188,7 +215,7 @@ static void read_tls_answer(struct server *s)
 			snprintf(msg, sizeof(msg),
 			         "server refused TLS, which server_tls_sslmode = %s requires",
 			         config_tls_mode_name(cf->server_tls_sslmode));
-			login_failed(s, "08006", msg);
+			host_failed(s, "08006", msg);
 			return;
 		}
 		send_startup(s);
@@ -212,7 +239,7 @@ static void connect_to(struct server *s, const struct sockaddr *sa, socklen_t le
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not connect to server: %s",
 		         strerror(s->sb.error));
-		login_failed(s, "08006", msg);
+		host_failed(s, "08006", msg);
 	}
 }
 
@@ -226,10 +253,10 @@ static void on_dns(void *arg, const struct sockaddr_storage *addrs, int n, const
 	struct server *s = arg;
 	s->dns = NULL;
 	if (err || n == 0) {
-		char msg[256];
-		snprintf(msg, sizeof(msg), "could not resolve host \"%s\": %s",
-		         s->pool->db->conf.host, err ? err : "no addresses");
-		login_failed(s, "08006", msg);
+		char msg[600];
+		snprintf(msg, sizeof(msg), "could not resolve host \"%s\": %s", s->host,
+		         err ? err : "no addresses");
+		host_failed(s, "08006", msg);
 		return;
 	}
 	/* A name may have an address the server does not listen on (::1 for localhost). */
@@ -254,31 +281,64 @@ static bool try_next_address(struct server *s)
 	return true;
 }
 
-void server_launch(struct pool *pool)
-{
-	struct server *s = xcalloc(1, sizeof(*s));
-	s->id = next_server_id++;
-	s->pool = pool;
-	s->state = SV_CONNECTING;
-	s->tx_status = 'I';
-	s->connect_time = now_usec();
-	s->login_params = params_new();
-	sbuf_init(&s->sb, server_on_event, s);
-	list_append(&pool->new_servers, &s->node);
-	pool->db->server_count++;
-	pool->user->server_count++;
-	s->counted = true;
+/* Host lists */
 
-	const struct db_config *dc = &pool->db->conf;
-	int port = dc->port > 0 ? dc->port : 5432;
-	const char *host = dc->host && *dc->host ? dc->host : default_socket_dir();
+static bool host_recently_failed(const struct pool_db *db, int i, usec_t now)
+{
+	return db->host_failed[i] && now - db->host_failed[i] < cf->server_login_retry;
+}
+
+/* The order this connection tries the host list in: see the top of the file. */
+static void plan_hosts(struct server *s)
+{
+	struct pool *pool = s->pool;
+	struct pool_db *db = pool->db;
+	const struct db_config *dc = &db->conf;
+	int n = dc->host_count < 1              ? 1
+	        : dc->host_count > DB_MAX_HOSTS ? DB_MAX_HOSTS
+	                                        : dc->host_count;
+	int start = 0;
+	if (dc->load_balance_hosts == LB_ROUND_ROBIN && n > 1)
+		start = (int)(pool->host_rr++ % (unsigned)n);
+	usec_t now = now_usec();
+	s->host_n = 0;
+	for (int late = 0; late < 2; late++) {
+		for (int k = 0; k < n; k++) {
+			int i = (start + k) % n;
+			if (host_recently_failed(db, i, now) == (late == 1))
+				s->host_order[s->host_n++] = (uint8_t)i;
+		}
+	}
+	s->host_pos = 0;
+	/* prefer-standby found none lately: do not look again before server_login_retry. */
+	s->any_pass = dc->target_session_attrs == TSA_PREFER_STANDBY && db->no_standby_since &&
+	              now - db->no_standby_since < cf->server_login_retry;
+	s->misfit_mask = s->any_pass ? UINT32_MAX : 0;
+	s->misfits = 0;
+}
+
+/* Starts connecting to host_order[host_pos]. */
+static void connect_host(struct server *s)
+{
+	const struct db_config *dc = &s->pool->db->conf;
+	if (!config_db_host(dc, s->host_order[s->host_pos], s->host, sizeof(s->host), &s->port)) {
+		/* A RELOAD shortened the list while this connection was going through it. */
+		login_failed(s, "08006", "the database's host list changed");
+		return;
+	}
+	if (s->port <= 0)
+		s->port = 5432;
+	s->attempt_time = now_usec();
+	s->next_count = 0;
+	int port = s->port;
+	const char *host = s->host[0] ? s->host : default_socket_dir();
 	sv_log(LOG_LVL_DEBUG, s, "new connection to server");
 
 	if (host[0] == '/') {
 		struct sockaddr_un un = {.sun_family = AF_UNIX};
 		int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", host, port);
 		if (n < 0 || (size_t)n >= sizeof(un.sun_path)) {
-			login_failed(s, "08006", "unix socket path too long");
+			host_failed(s, "08006", "unix socket path too long");
 			return;
 		}
 		connect_to(s, (struct sockaddr *)&un, sizeof(un));
@@ -296,7 +356,128 @@ void server_launch(struct pool *pool)
 	}
 	s->dns = dns_resolve(host, port, on_dns, s);
 	if (!s->dns)
-		login_failed(s, "08006", "could not start DNS lookup");
+		host_failed(s, "08006", "could not start DNS lookup");
+}
+
+/* Back to a fresh, unconnected server object, for the next host. */
+static void reset_for_next_host(struct server *s)
+{
+	if (s->dns) {
+		dns_cancel(s->dns);
+		s->dns = NULL;
+	}
+	if (sbuf_is_open(&s->sb) && !s->sb.failed && !s->sb.connecting && s->state == SV_USED) {
+		/* Logged in (it did not fit target_session_attrs): say goodbye. */
+		static const uint8_t terminate[] = {'X', 0, 0, 0, 4};
+		sbuf_send(&s->sb, terminate, sizeof(terminate));
+	}
+	sbuf_close(&s->sb);
+	sbuf_init(&s->sb, server_on_event, s);
+	s->state = SV_CONNECTING;
+	s->task = TASK_NONE;
+	s->task_failed = false;
+	s->expect_ready = 0;
+	s->tx_status = 'I';
+	s->tls_answer_pending = false;
+	s->backend_pid = s->backend_key = 0;
+	s->addr_len = 0;
+	s->next_count = 0;
+	s->hot_standby = s->read_only = -1;
+	varcache_free(&s->vars);
+	params_free(s->login_params);
+	s->login_params = params_new();
+	if (s->scram) {
+		scram_client_reset(s->scram);
+		FREE_AND_NULL(s->scram);
+	}
+}
+
+/* Moves on to the next entry worth trying; false when none is left. */
+static bool next_host(struct server *s)
+{
+	bool prefer = s->pool->db->conf.target_session_attrs == TSA_PREFER_STANDBY;
+	int pos = s->host_pos + 1;
+	for (;; pos++) {
+		if (pos >= s->host_n) {
+			/* prefer-standby saw no standby: again, over the hosts that answered. */
+			if (!prefer || s->any_pass || !s->misfit_mask)
+				return false;
+			s->any_pass = true;
+			pos = 0;
+		}
+		if (!s->any_pass || (s->misfit_mask & (1u << s->host_order[pos])))
+			break;
+	}
+	reset_for_next_host(s);
+	s->host_pos = pos;
+	connect_host(s);
+	return true;
+}
+
+/*
+ * The current host did not work out (msg says why): remember that for
+ * server_login_retry, then try the next one; with none left, the login
+ * fails with a message that says what was tried.
+ */
+static void host_failed(struct server *s, const char *sqlstate, const char *msg)
+{
+	struct pool_db *db = s->pool->db;
+	const struct db_config *dc = &db->conf;
+	db->host_failed[s->host_order[s->host_pos]] = now_usec();
+	if (s->host_n <= 1 && dc->target_session_attrs == TSA_ANY) {
+		login_failed(s, sqlstate, msg);
+		return;
+	}
+	char what[600];
+	int port;
+	const char *host = server_host(s, &port);
+	snprintf(what, sizeof(what), "%s:%d: %s", host, port, msg);
+	if (s->host_pos + 1 < s->host_n || dc->target_session_attrs == TSA_PREFER_STANDBY)
+		sv_log(LOG_LVL_LOG, s, "%s; trying the next host", msg);
+	if (next_host(s))
+		return;
+	char final[800];
+	if (s->misfits > 0)
+		snprintf(final, sizeof(final),
+		         "no host of database \"%s\" fits target_session_attrs=%s (last: %s)",
+		         db->name, config_session_attrs_name(dc->target_session_attrs), what);
+	else if (s->host_n > 1)
+		snprintf(final, sizeof(final), "%s (all %d hosts of database \"%s\" failed)", what,
+		         s->host_n, db->name);
+	else
+		snprintf(final, sizeof(final), "%s", msg);
+	login_failed(s, s->misfits > 0 ? "08001" : sqlstate, final);
+}
+
+void server_connect_timed_out(struct server *s)
+{
+	host_failed(s, "08006", "server connect timeout");
+}
+
+/* Connection-class errors, and "starting up", "shutting down", "too many connections". */
+static bool retry_elsewhere(const char *sqlstate)
+{
+	return strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||
+	       strncmp(sqlstate, "57", 2) == 0;
+}
+
+void server_launch(struct pool *pool)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->id = next_server_id++;
+	s->pool = pool;
+	s->state = SV_CONNECTING;
+	s->tx_status = 'I';
+	s->connect_time = now_usec();
+	s->login_params = params_new();
+	s->hot_standby = s->read_only = -1;
+	sbuf_init(&s->sb, server_on_event, s);
+	list_append(&pool->new_servers, &s->node);
+	pool->db->server_count++;
+	pool->user->server_count++;
+	s->counted = true;
+	plan_hosts(s);
+	connect_host(s);
 }
 
 struct server *server_adopt(int fd, struct pool *pool)
@@ -304,6 +485,7 @@ struct server *server_adopt(int fd, struct pool *pool)
 	struct server *s = xcalloc(1, sizeof(*s));
 	s->id = next_server_id++;
 	s->tx_status = 'I';
+	s->hot_standby = s->read_only = -1;
 	s->connect_time = now_usec();
 	sbuf_init(&s->sb, server_on_event, s);
 	pool_adopt_server(pool, s);
@@ -460,16 +642,97 @@ static bool handle_auth_request(struct server *s, struct pkt_reader *r)
 	return false;
 }
 
-static void login_done(struct server *s)
+/* target_session_attrs */
+
+static enum session_attrs session_attrs_wanted(const struct server *s)
 {
-	s->state = SV_USED;
-	sv_log(cf->log_connections ? LOG_LVL_LOG : LOG_LVL_DEBUG, s, "login ok");
-	const char *cq = s->pool->db->conf.connect_query;
+	return s->any_pass ? TSA_ANY : s->pool->db->conf.target_session_attrs;
+}
+
+/* ParameterStatus values that say what kind of server this is (PostgreSQL 14 and later). */
+static void note_session_param(struct server *s, const char *name, const char *value)
+{
+	if (strcmp(name, "in_hot_standby") == 0)
+		s->hot_standby = strcmp(value, "on") == 0;
+	else if (strcmp(name, "default_transaction_read_only") == 0)
+		s->read_only = strcmp(value, "on") == 0;
+}
+
+/* Why a server does not fit (libpq's words), or NULL when it does. */
+static const char *session_misfit(enum session_attrs want, bool hot_standby, bool read_only)
+{
+	switch (want) {
+	case TSA_ANY:
+		return NULL;
+	case TSA_READ_WRITE:
+		return hot_standby ? "server is in hot standby mode"
+		       : read_only ? "session is read-only"
+		                   : NULL;
+	case TSA_READ_ONLY:
+		return hot_standby || read_only ? NULL : "session is not read-only";
+	case TSA_PRIMARY:
+		return hot_standby ? "server is in hot standby mode" : NULL;
+	case TSA_STANDBY:
+	case TSA_PREFER_STANDBY:
+		return hot_standby ? NULL : "server is not in hot standby mode";
+	}
+	return NULL;
+}
+
+/* The server fits: forget the host's failures, run connect_query, then serve. */
+static void host_fits(struct server *s)
+{
+	struct pool_db *db = s->pool->db;
+	int i = s->host_order[s->host_pos];
+	if (db->conf.target_session_attrs != TSA_PREFER_STANDBY) {
+		db->host_failed[i] = 0;
+	} else if (s->any_pass) {
+		db->no_standby_since = now_usec();
+	} else {
+		db->host_failed[i] = 0;
+		db->no_standby_since = 0;
+	}
+	const char *cq = db->conf.connect_query;
 	if (cq && *cq) {
 		server_run_task(s, TASK_CONNECT_QUERY, cq);
 		return;
 	}
 	pool_server_ready(s);
+}
+
+static void check_session_attrs(struct server *s)
+{
+	const char *why =
+	    session_misfit(session_attrs_wanted(s), s->hot_standby == 1, s->read_only == 1);
+	if (!why) {
+		host_fits(s);
+		return;
+	}
+	s->misfits++;
+	s->misfit_mask |= 1u << s->host_order[s->host_pos];
+	host_failed(s, "08001", why);
+}
+
+/*
+ * Logged in. The check comes before connect_query, so that a query meant
+ * for one kind of server never runs on the other kind.
+ */
+static void login_done(struct server *s)
+{
+	s->state = SV_USED;
+	sv_log(cf->log_connections ? LOG_LVL_LOG : LOG_LVL_DEBUG, s, "login ok");
+	if (session_attrs_wanted(s) == TSA_ANY) {
+		host_fits(s);
+		return;
+	}
+	if (s->hot_standby >= 0 && s->read_only >= 0) {
+		check_session_attrs(s);
+		return;
+	}
+	/* Servers before PostgreSQL 14 report neither value: ask. */
+	server_run_task(s, TASK_SESSION_CHECK,
+	                "SELECT pg_catalog.pg_is_in_recovery(), "
+	                "pg_catalog.current_setting('default_transaction_read_only')");
 }
 
 /* Handles one whole message during login; false once the server is closed. */
@@ -487,6 +750,7 @@ static bool login_message(struct server *s, uint8_t type, const uint8_t *body, u
 			break;
 		params_set(s->login_params, name, value);
 		varcache_set(&s->vars, name, value);
+		note_session_param(s, name, value);
 		return true;
 	}
 	case 'K':
@@ -499,7 +763,11 @@ static bool login_message(struct server *s, uint8_t type, const uint8_t *body, u
 		struct proto_error e;
 		if (!proto_parse_error(body, len, &e))
 			break;
-		login_failed(s, e.sqlstate[0] ? e.sqlstate : "08P01", e.message);
+		const char *sqlstate = e.sqlstate[0] ? e.sqlstate : "08P01";
+		if (retry_elsewhere(sqlstate))
+			host_failed(s, sqlstate, e.message);
+		else
+			login_failed(s, sqlstate, e.message);
 		return false;
 	}
 	case 'N':
@@ -508,7 +776,8 @@ static bool login_message(struct server *s, uint8_t type, const uint8_t *body, u
 	case 'Z':
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
 		login_done(s);
-		return s->state != SV_CLOSED;
+		/* Closed, or gone on to the next host with a new socket. */
+		return s->state != SV_CLOSED && s->state != SV_CONNECTING;
 	default:
 		break;
 	}
@@ -617,9 +886,38 @@ static void finish_task(struct server *s)
 		free(secret);
 		return;
 	}
+	case TASK_SESSION_CHECK:
+		if (!ok || s->hot_standby < 0 || s->read_only < 0) {
+			host_failed(s, "08001", "could not check target_session_attrs");
+			return;
+		}
+		check_session_attrs(s);
+		return;
 	case TASK_NONE:
 		return;
 	}
+}
+
+/* The answer of the TASK_SESSION_CHECK query: pg_is_in_recovery(), default_transaction_read_only.
+ */
+static void session_check_row(struct server *s, const uint8_t *body, uint32_t len)
+{
+	struct pkt_reader r;
+	pr_init(&r, body, len);
+	if (pr_uint16(&r) != 2)
+		return;
+	signed char v[2];
+	for (int i = 0; i < 2; i++) {
+		uint32_t n = pr_uint32(&r);
+		if (r.bad || n == 0xffffffffu || n > 16)
+			return;
+		const uint8_t *p = pr_bytes(&r, n);
+		if (!p)
+			return;
+		v[i] = (n == 1 && p[0] == 't') || (n == 2 && memcmp(p, "on", 2) == 0);
+	}
+	s->hot_standby = v[0];
+	s->read_only = v[1];
 }
 
 static void auth_query_row(struct server *s, const uint8_t *body, uint32_t len)
@@ -671,6 +969,8 @@ static bool task_message(struct server *s, uint8_t type, const uint8_t *body, ui
 	case 'D':
 		if (s->task == TASK_AUTH_QUERY)
 			auth_query_row(s, body, len);
+		else if (s->task == TASK_SESSION_CHECK)
+			session_check_row(s, body, len);
 		return true;
 	case 'C':
 		if (len > 0 && body[len - 1] == '\0')
@@ -844,10 +1144,11 @@ static bool idle_message(struct server *s, uint8_t type, const uint8_t *body, ui
 /* Walks whole messages for login, tasks and idle servers. */
 static void process_whole(struct server *s)
 {
-	struct evbuffer *in = s->sb.in;
 	for (;;) {
-		if (s->state == SV_CLOSED)
+		/* Closed, or gone on to the next host: the old input buffer is gone. */
+		if (s->state == SV_CLOSED || s->state == SV_CONNECTING)
 			return;
+		struct evbuffer *in = s->sb.in;
 		if (s->client && s->task == TASK_NONE && s->state == SV_ACTIVE)
 			return; /* linked: the streaming path takes over */
 		uint8_t type;
@@ -933,7 +1234,7 @@ static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
 		char why[256], msg[320];
 		snprintf(msg, sizeof(msg), "TLS handshake with the server failed: %s",
 		         sbuf_tls_error(sb, why, sizeof(why)));
-		login_failed(s, "08006", msg);
+		host_failed(s, "08006", msg);
 		break;
 	}
 	case SBUF_EV_CONNECT_FAILED: {
@@ -941,12 +1242,12 @@ static void server_on_event(struct sbuf *sb, enum sbuf_event ev, void *arg)
 			break;
 		char msg[256];
 		snprintf(msg, sizeof(msg), "could not connect to server: %s", strerror(sb->error));
-		login_failed(s, "08006", msg);
+		host_failed(s, "08006", msg);
 		break;
 	}
 	case SBUF_EV_EOF:
 		if (s->state == SV_LOGIN)
-			login_failed(s, "08006", "server closed the connection during login");
+			host_failed(s, "08006", "server closed the connection during login");
 		else
 			server_close(s, sb->error ? strerror(sb->error)
 			                          : "server closed the connection");

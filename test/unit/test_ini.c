@@ -639,6 +639,86 @@ static void test_databases(void)
 	                  "invalid load_balance_hosts");
 }
 
+static void test_host_lists(void)
+{
+	char *err;
+	struct config *c = load_text(
+	    "[databases]\n"
+	    "one = host=db1 port=6000\n"
+	    "plain =\n"
+	    "list = host=10.0.0.1,db2,/var/run/pg port=5433 load_balance_hosts=disable "
+	    "target_session_attrs=read-write\n"
+	    "ports = host='a, b ,,c' port=5001,5002,5003 target_session_attrs=prefer-standby\n"
+	    "modes = host=a,b load_balance_hosts=ROUND-ROBIN target_session_attrs=Standby\n"
+	    "[pgbouncer]\n",
+	    &err);
+	CHECK(c != NULL);
+	if (!c) {
+		fprintf(stderr, "  %s\n", err);
+		free(err);
+		return;
+	}
+	char host[256];
+	int port = 0;
+	const struct db_config *db = config_find_db(c, "one");
+	CHECK(db && db->host_count == 1 && db->ports == NULL);
+	CHECK(db && db->load_balance_hosts == LB_ROUND_ROBIN &&
+	      db->target_session_attrs == TSA_ANY);
+	CHECK(db && config_db_host(db, 0, host, sizeof(host), &port) && port == 6000);
+	CHECK_STR(host, "db1");
+	CHECK(db && !config_db_host(db, 1, host, sizeof(host), &port));
+
+	/* No host: one entry, the default socket directory (""). */
+	db = config_find_db(c, "plain");
+	CHECK(db && db->host_count == 1 && config_db_host(db, 0, host, sizeof(host), &port));
+	CHECK(port == 5432 && host[0] == '\0');
+
+	db = config_find_db(c, "list");
+	CHECK(db && db->host_count == 3 && db->port == 5433 && db->ports == NULL);
+	CHECK(db && db->load_balance_hosts == LB_DISABLE);
+	CHECK(db && db->target_session_attrs == TSA_READ_WRITE);
+	CHECK(db && config_db_host(db, 1, host, sizeof(host), &port) && port == 5433);
+	CHECK_STR(host, "db2");
+	CHECK(db && config_db_host(db, 2, host, sizeof(host), &port) && port == 5433);
+	CHECK_STR(host, "/var/run/pg");
+	if (db)
+		CHECK_STR(db->host, "10.0.0.1,db2,/var/run/pg"); /* kept as written, for SHOW */
+
+	/* Spaces around entries go, empty entries are skipped (as PgBouncer); one port each. */
+	db = config_find_db(c, "ports");
+	CHECK(db && db->host_count == 3 && db->port == 5001);
+	CHECK(db && db->target_session_attrs == TSA_PREFER_STANDBY);
+	CHECK(db && config_db_host(db, 0, host, sizeof(host), &port) && port == 5001);
+	CHECK_STR(host, "a");
+	CHECK(db && config_db_host(db, 1, host, sizeof(host), &port) && port == 5002);
+	CHECK_STR(host, "b");
+	CHECK(db && config_db_host(db, 2, host, sizeof(host), &port) && port == 5003);
+	CHECK_STR(host, "c");
+
+	db = config_find_db(c, "modes");
+	CHECK(db && db->load_balance_hosts == LB_ROUND_ROBIN);
+	CHECK(db && db->target_session_attrs == TSA_STANDBY);
+	CHECK_STR(config_load_balance_name(LB_DISABLE), "disable");
+	CHECK_STR(config_session_attrs_name(TSA_PREFER_STANDBY), "prefer-standby");
+	config_free(c);
+
+	expect_load_error("[pgbouncer]\n[databases]\nfoo = host=a,b port=1,2,3\n",
+	                  "foo: port: 3 ports for 2 hosts");
+	expect_load_error("[pgbouncer]\n[databases]\nfoo = port=1,2\n",
+	                  "foo: port: 2 ports for 1 host ");
+	expect_load_error("[pgbouncer]\n[databases]\nfoo = host=a,b port=1,x\n",
+	                  "foo: port: invalid integer \"x\"");
+	expect_load_error("[pgbouncer]\n[databases]\nfoo = host=a,b port=1,70000\n",
+	                  "foo: port: 70000 is out of range");
+	expect_load_error("[pgbouncer]\n[databases]\nfoo = host=,,\n", "foo: host: no host in");
+	expect_load_error(
+	    "[pgbouncer]\n[databases]\nfoo = "
+	    "host=a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a\n",
+	    "foo: host: 33 hosts, at most 32 are allowed");
+	expect_load_error("[pgbouncer]\n[databases]\nfoo = target_session_attrs=master\n",
+	                  "invalid target_session_attrs \"master\"");
+}
+
 static void test_users(void)
 {
 	char *err;
@@ -785,24 +865,26 @@ static void test_entry_overrides(void)
 
 static void test_not_implemented(void)
 {
-	put("tls.ini", "login_notify_message = hello\njob_name = 2\ndns_zone_check_period = 5\n");
+	put("tls.ini", "login_notify_message = hello\njob_name = 2\nconffile = other.ini\n"
+	               "dns_zone_check_period = 5\n");
 	capture_start();
 	char *err;
-	struct config *c = load_text("[pgbouncer]\n"
-	                             "listen_port = 6000\n"
-	                             "login_notify_message = hi\n"
-	                             "job_name = 1\n"
-	                             "auth_ldap_options = x\n"
-	                             "%include tls.ini\n"
-	                             "[databases]\n"
-	                             "a = host=x load_balance_hosts=disable target_session_attrs=any\n"
-	                             "b = load_balance_hosts=round-robin\n"
-	                             "[users]\n"
-	                             "u = pool_size=5 client_idle_timeout=10\n"
-	                             "[peers]\n"
-	                             "1 = host=/tmp/pgb1\n"
-	                             "2 = host=/tmp/pgb2 port=6433\n",
-	                             &err);
+	struct config *c =
+	    load_text("[pgbouncer]\n"
+	              "listen_port = 6000\n"
+	              "login_notify_message = hi\n"
+	              "job_name = 1\n"
+	              "auth_ldap_options = x\n"
+	              "%include tls.ini\n"
+	              "[databases]\n"
+	              "a = host=x load_balance_hosts=disable target_session_attrs=any\n"
+	              "b = load_balance_hosts=round-robin\n"
+	              "[users]\n"
+	              "u = pool_size=5 client_idle_timeout=10\n"
+	              "[peers]\n"
+	              "1 = host=/tmp/pgb1\n"
+	              "2 = host=/tmp/pgb2 port=6433\n",
+	              &err);
 	char *log = capture_stop();
 	CHECK(c != NULL);
 	if (!c) {
@@ -812,18 +894,19 @@ static void test_not_implemented(void)
 		return;
 	}
 	CHECK(c->listen_port == 6000);
-	CHECK(count(log, "WARNING") == 4);
+	CHECK(count(log, "WARNING") == 2);
 	CHECK(count(log, "setting \"auth_ldap_options\" is accepted but not implemented yet; "
 	                 "it has no effect") == 1);
 	CHECK(count(log, "pgbouncer.ini:5: setting \"auth_ldap_options\"") == 1);
-	CHECK(count(log, "tls.ini:3: setting \"dns_zone_check_period\"") == 1);
+	CHECK(count(log, "tls.ini:3: setting \"conffile\"") == 1);
+	CHECK(count(log, "dns_zone_check_period") == 0);
+	CHECK(c->dns_zone_check_period == 5 * USEC_PER_SEC);
 	/* Implemented, or meaningful on Windows only as in PgBouncer: no warning. */
 	CHECK(count(log, "login_notify_message") == 0);
 	CHECK(count(log, "job_name") == 0);
-	CHECK(count(log, "pgbouncer.ini:8: parameter \"load_balance_hosts\" in [databases] is "
-	                 "accepted but not implemented yet") == 1);
-	CHECK(count(log, "parameter \"load_balance_hosts\"") == 1);
-	CHECK(count(log, "parameter \"target_session_attrs\" in [databases]") == 1);
+	/* Host list settings work now: nothing to say about them. */
+	CHECK(count(log, "load_balance_hosts") == 0);
+	CHECK(count(log, "target_session_attrs") == 0);
 	/* Implemented [users] parameters and [peers] say nothing. */
 	CHECK(count(log, "parameter \"pool_size\"") == 0);
 	CHECK(count(log, "parameter \"client_idle_timeout\"") == 0);
@@ -852,7 +935,8 @@ static void test_not_implemented(void)
 	free(log);
 
 	expect_load_error("[pgbouncer]\n[peers]\nx = host=a\n", "x: peer id must be a number");
-	expect_load_error("[pgbouncer]\n[peers]\n1 = host=a\n1 = host=b\n", "1: peer 1 is listed twice");
+	expect_load_error("[pgbouncer]\n[peers]\n1 = host=a\n1 = host=b\n",
+	                  "1: peer 1 is listed twice");
 	expect_load_error("[pgbouncer]\n[peers]\n1 = port=5\n", "1: a peer needs host=");
 	expect_load_error("[pgbouncer]\n[peers]\n1 = host=a user=b\n",
 	                  "unknown parameter \"user\"");
@@ -1193,6 +1277,7 @@ int main(void)
 	test_values();
 	test_bad_values();
 	test_databases();
+	test_host_lists();
 	test_users();
 	test_entry_overrides();
 	test_not_implemented();
