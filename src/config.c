@@ -56,7 +56,7 @@ enum setting_type {
 #define SF_NO_RELOAD   0x01 /* read at start only */
 #define SF_EMPTY_NULL  0x02 /* "" means "not set" and is stored as NULL */
 #define SF_CHECK_QUERY 0x04 /* "<empty>" is the empty query, "" turns checks off */
-#define SF_CONFFILE    0x08 /* shows the file being read */
+#define SF_CONFFILE    0x08 /* the file RELOAD reads: shown, and set to read another one */
 #define SF_PENDING     0x10 /* has a field, but nothing uses it yet: warn when set */
 #define SF_NOT_HERE    0x20 /* means something on Windows only, as in PgBouncer: kept, no warning */
 
@@ -222,7 +222,7 @@ static bool has_field(const struct setting *s)
 /* Pending settings are stored (the code that will use them reads the field) but warn. */
 static bool implemented(const struct setting *s)
 {
-	return (has_field(s) && !(s->flags & SF_PENDING)) || (s->flags & SF_NOT_HERE);
+	return (has_field(s) && !(s->flags & SF_PENDING)) || (s->flags & (SF_NOT_HERE | SF_CONFFILE));
 }
 
 static const struct setting *find_setting(const char *name)
@@ -1014,6 +1014,19 @@ static const struct param *find_param(const struct param *table, size_t n, const
 	return NULL;
 }
 
+static char *absolute_path(const char *path)
+{
+	if (path[0] == '/')
+		return xstrdup(path);
+	char cwd[4096];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	const char *rel = path;
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+	return xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, rel);
+}
+
 static bool load_main(struct load_ctx *ctx, const char *key, const char *value, char **err)
 {
 	const struct setting *s = find_setting(key);
@@ -1030,6 +1043,15 @@ static bool load_main(struct load_ctx *ctx, const char *key, const char *value, 
 	size_t at = (size_t)(s - settings);
 	free(ctx->c->origins[at]);
 	ctx->c->origins[at] = xasprintf("%s:%d", ctx->file, ctx->line);
+	if ((s->flags & SF_CONFFILE) && *value) {
+		/* As PgBouncer: the next RELOAD reads that file instead. */
+		char *path = absolute_path(value);
+		if (path) {
+			free(ctx->c->config_file);
+			ctx->c->config_file = path;
+		}
+		return true;
+	}
 	if (!has_field(s))
 		remember_unimplemented(ctx->c, s->name, value); /* for SHOW CONFIG */
 	if (!implemented(s)) {
@@ -1306,18 +1328,6 @@ static bool load_cb(void *arg, const char *file, int line, const char *section, 
 }
 
 /* Absolute, but not resolved through symlinks: %include stays relative to the path as named. */
-static char *absolute_path(const char *path)
-{
-	if (path[0] == '/')
-		return xstrdup(path);
-	char cwd[4096];
-	if (!getcwd(cwd, sizeof(cwd)))
-		return NULL;
-	const char *rel = path;
-	while (rel[0] == '.' && rel[1] == '/')
-		rel += 2;
-	return xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, rel);
-}
 
 struct config *config_load(const char *path, char **err)
 {
@@ -1619,7 +1629,7 @@ bool config_setting_at(size_t i, struct config_setting_info *info)
 	const struct setting *s = &settings[i];
 	info->name = s->name;
 	info->default_value = s->def;
-	info->reloadable = !(s->flags & (SF_NO_RELOAD | SF_CONFFILE));
+	info->reloadable = !(s->flags & SF_NO_RELOAD);
 	info->implemented = implemented(s);
 	return true;
 }
@@ -1655,9 +1665,21 @@ bool config_set(struct config *c, const char *key, const char *value, char **err
 		*err = xasprintf("unknown config parameter: %s", key);
 		return false;
 	}
-	if (s->flags & (SF_NO_RELOAD | SF_CONFFILE)) {
+	if (s->flags & SF_NO_RELOAD) {
 		*err = xasprintf("%s cannot be changed at run time", key);
 		return false;
+	}
+	if (s->flags & SF_CONFFILE) {
+		/* The next RELOAD reads this file: it must be there to be read. */
+		char *path = *value ? absolute_path(value) : NULL;
+		if (!path || access(path, R_OK) != 0) {
+			*err = xasprintf("conffile: cannot read %s", value);
+			free(path);
+			return false;
+		}
+		free(c->config_file);
+		c->config_file = path;
+		return true;
 	}
 	if (!implemented(s)) {
 		*err = xasprintf("%s is not implemented yet", key);

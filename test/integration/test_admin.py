@@ -604,3 +604,17 @@ def test_reload_under_load_adds_removes_and_resizes(pooler, pg, bench):
     # The removed database's idle server is closed.
     wait_for(lambda: not pg.backends(datname="testdb", usename="trustuser"), 5,
              what="server of the removed database closed")
+
+
+def test_set_conffile_makes_reload_read_another_file(pooler, tmp_path):
+    p = admin_pooler(pooler)
+    other = tmp_path / "other.ini"
+    other.write_text(p.ini_path.read_text().replace("default_pool_size = 5",
+                                                    "default_pool_size = 9"))
+    with console(p) as c:
+        with pytest.raises(psycopg.Error, match="conffile: cannot read"):
+            run(c, "SET conffile = '/nonexistent/x.ini'")
+        run(c, f"SET conffile = '{other}'")
+        assert config_value(c, "conffile")["value"] == str(other)
+        run(c, "RELOAD")
+        assert config_value(c, "default_pool_size")["value"] == "9"
