@@ -50,6 +50,14 @@ void policy_shutdown(void);
 /* Some script is loaded: statements go through the pipeline. */
 bool policy_enabled(void);
 
+/*
+ * The connect phase, after authentication and before the client is told
+ * it is in: a deny refuses the login with its message.
+ */
+void policy_connect(struct client *client, struct policy_result *out);
+/* The disconnect phase (it cannot refuse anything). */
+void policy_disconnect(struct client *client);
+
 /* Runs the statement phase on a Query's text (extended: a Parse's). */
 void policy_check(struct client *client, const char *sql, size_t len, bool extended,
                   struct policy_result *out);

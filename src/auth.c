@@ -32,6 +32,7 @@
 #include "ident.h"
 #include "log.h"
 #include "md5.h"
+#include "policy.h"
 #include "pool.h"
 #include "proto.h"
 #include "scram.h"
@@ -211,6 +212,14 @@ static void succeed(struct client *c)
 	const char *login_user = a->db->conf.user ? a->db->conf.user : c->user;
 	c->pool = pool_get(a->db, pool_user_get(login_user));
 	auth_free(c);
+	struct policy_result verdict;
+	policy_connect(c, &verdict);
+	if (verdict.decision == POLICY_DENIED) {
+		audit_login_failed(c, "refused by policy");
+		client_fail(c, verdict.sqlstate, "%s", verdict.message);
+		policy_result_clear(&verdict);
+		return;
+	}
 	audit_connect(c);
 	client_auth_done(c);
 }

@@ -164,6 +164,7 @@ void client_close(struct client *c, const char *reason)
 		c->auth_server = NULL;
 	}
 	if (c->pool) {
+		policy_disconnect(c);
 		audit_disconnect(c);
 		pool_client_gone(c);
 	}

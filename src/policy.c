@@ -453,3 +453,57 @@ done:
 		policy_result_clear(out);
 	}
 }
+
+/* Runs a session phase (connect, disconnect) of every script; the first deny wins. */
+static bool run_session_phase(struct client *c, const char *phase, struct policy_result *out)
+{
+	lua_State *L = lua_vm_state(vm);
+	for (int s = 0; s < lua_vm_script_count(vm); s++) {
+		if (!lua_vm_push_phase(vm, s, phase))
+			continue;
+		push_session(L, c);
+		char *err = NULL;
+		const char *script = lua_vm_script_name(vm, s);
+		if (!lua_vm_call(vm, 1, &err)) {
+			stats[s].errors++;
+			cl_log(LOG_LVL_WARNING, c, "policy: %s: %s: %s", script, phase, err);
+			free(err);
+			if (strcmp(cf->policy_on_error, "allow") != 0 && out) {
+				deny(out, "42501", "login denied: the policy could not decide");
+				return false;
+			}
+			continue;
+		}
+		struct lua_verdict_info v = lua_vm_take_verdict(vm);
+		if (v.verdict == LUA_VERDICT_DENY && out) {
+			stats[s].denials++;
+			cl_log(LOG_LVL_LOG, c, "policy: %s refuses the login: %s", script,
+			       v.message);
+			deny(out, v.sqlstate, "%s", v.message);
+			free(out->script);
+			out->script = xstrdup(script);
+			return false;
+		}
+	}
+	return true;
+}
+
+void policy_connect(struct client *c, struct policy_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->decision = POLICY_PASS;
+	if (!vm)
+		return;
+	run_session_phase(c, "connect", out);
+	if (out->decision == POLICY_DENIED && observing()) {
+		cl_log(LOG_LVL_LOG, c, "policy (observe): would refuse the login: %s",
+		       out->message);
+		policy_result_clear(out);
+	}
+}
+
+void policy_disconnect(struct client *c)
+{
+	if (vm)
+		run_session_phase(c, "disconnect", NULL);
+}

@@ -341,3 +341,24 @@ def test_show_policies_counts(pooler, tmp_path):
     assert len(rows) == 1 and rows[0]["script"].endswith("guard_ddl.lua")
     assert int(rows[0]["calls"]) >= 2 and rows[0]["denials"] == "1"
     assert rows[0]["errors"] == "0" and rows[0]["mode"] == "enforce"
+
+
+def test_connect_and_disconnect_phases(pooler, tmp_path):
+    s = script(tmp_path, "sessions.lua", """
+return {
+  connect = function(session)
+    if session.user == 'plainuser' then return sieve.deny('plainuser may not log in here', '28000') end
+    session.tags.connected = true
+  end,
+  statement = function(stmt, session)
+    if not session.tags.connected then return sieve.deny('connect did not run') end
+  end,
+  disconnect = function(session) sieve.log('bye ' .. session.user) end,
+}""")
+    p = policy_pooler(pooler, [s])
+    with p.connect() as c:
+        assert c.execute("select 1").fetchone()[0] == 1
+    p.wait_log(r"sessions.lua: bye trustuser")
+    with pytest.raises(psycopg.OperationalError, match="plainuser may not log in here"):
+        p.connect(user="plainuser", password="plainpw")
+    p.expect_fatal("plainuser may not log in here")
