@@ -34,6 +34,9 @@
 #                     run creates and drops the role and database
 #                     pgsieve_bench, which must be able to log in from the
 #                     poolers with SCRAM (password_encryption scram-sha-256)
+#   --policy FILE     run pgsieve with this policy script (e.g.
+#                     plugins/guard_ddl.lua): the ratio is then pgsieve with
+#                     the policy against PgBouncer without one
 #   --keep            keep the scratch directory (configs, logs, outputs)
 #
 # Environment: PGSIEVE_BIN (default: build the working tree, -O2),
@@ -62,8 +65,9 @@ EXT_HOST=""
 EXT_PORT=""
 EXT_USER=postgres
 KEEP=0
+POLICY=""
 
-usage() { sed -n '2,38p' "$0"; }
+usage() { sed -n '2,41p' "$0"; }
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--duration) DURATION=$2; shift ;;
@@ -78,6 +82,7 @@ while [ $# -gt 0 ]; do
 	--pg-port) EXT_PORT=$2; shift ;;
 	--pg-user) EXT_USER=$2; shift ;;
 	--keep) KEEP=1 ;;
+	--policy) POLICY=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift ;;
 	--quick) DURATION=3; REPEAT=1; WARMUP=0; CLIENTS="1 10"; SCALE=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
@@ -313,6 +318,11 @@ write_ini() {	# write_ini NAME MODE POOL_SIZE
 	logfile = $SCRATCH/$name-$2.log
 	pidfile = $SCRATCH/$name.pid
 	EOF
+	if [ "$name" = pgsieve ] && [ -n "$POLICY" ]; then
+		cp "$POLICY" "$SCRATCH/policy.lua"
+		[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$SCRATCH/policy.lua"
+		echo "policy_scripts = $SCRATCH/policy.lua" >>"$ini"
+	fi
 	[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$ini"
 	echo "$ini"
 }
@@ -450,6 +460,7 @@ echo
 echo "pgsieve $("$SCRATCH/bin/pgsieve" -V | awk '{print $2}') vs $("$PGBOUNCER_BIN" --version | head -1)," \
 	"PostgreSQL $PG_VERSION, $(nproc) CPUs, pgbench -T $DURATION (warm-up ${WARMUP}s)," \
 	"median of $REPEAT runs per cell, scale $SCALE"
+[ -n "$POLICY" ] && echo "pgsieve runs the policy $(basename "$POLICY") on every statement; PgBouncer has none"
 echo "both poolers: auth_type scram-sha-256 (SCRAM pass-through), default_pool_size $TX_POOL" \
 	"(transaction) / $SESSION_POOL (session), TCP on 127.0.0.1"
 echo
