@@ -96,6 +96,8 @@ void proto_build_parameter_status(struct pktbuf *pb, const char *name, const cha
 void proto_build_backend_key(struct pktbuf *pb, uint32_t pid, uint32_t key);
 void proto_build_ready(struct pktbuf *pb, char status);
 void proto_build_query(struct pktbuf *pb, const char *sql);
+/* Parse of sql under name ("": the unnamed statement), parameter types left to the server. */
+void proto_build_parse(struct pktbuf *pb, const char *name, const char *sql);
 void proto_build_password(struct pktbuf *pb, const char *password);
 void proto_build_sasl_initial(struct pktbuf *pb, const char *mechanism, const char *data, size_t n);
 void proto_build_sasl_response(struct pktbuf *pb, const char *data, size_t n);

@@ -45,6 +45,8 @@ bool secure_streq(const char *a, const char *b);
 
 /* Lower-case hex of n bytes, NUL-terminated, malloc'd. */
 char *hex_encode(const uint8_t *p, size_t n);
+/* The value of one hex digit, or -1. */
+int hex_digit(char c);
 /* Decodes n hex characters into n/2 bytes; false on anything else. */
 bool hex_decode(const char *s, size_t n, uint8_t *out);
 

@@ -330,6 +330,17 @@ static void cmd_enable(struct client *c, const char *dbname, bool enable)
 }
 
 /* SET key = value (or TO), the value bare or in single quotes. */
+/* A SET whose consequences failed: the old value comes back, the client hears why. */
+static void undo_set(struct client *c, const char *key, char *old, char *err)
+{
+	char *undo_err = NULL;
+	if (!config_set(cf, key, old, &undo_err))
+		free(undo_err);
+	send_error(c, "08P01", "%s", err);
+	free(err);
+	free(old);
+}
+
 static void cmd_set(struct client *c, const char *sql)
 {
 	const char *p = sql + strspn(sql, " \t");
@@ -382,27 +393,16 @@ static void cmd_set(struct client *c, const char *sql)
 		return;
 	}
 	/* New TLS contexts, all or nothing: a value they cannot be built from is undone. */
-	if (tls_is_setting(key)) {
-		struct tls_contexts *t = tls_load(cf, &err);
-		if (!t) {
-			char *undo_err = NULL;
-			if (!config_set(cf, key, old, &undo_err))
-				free(undo_err);
-			send_error(c, "08P01", "%s", err);
-			free(err);
-			free(old);
-			return;
-		}
-		tls_install(t);
+	struct tls_contexts *t = NULL;
+	if (tls_is_setting(key) && !(t = tls_load(cf, &err))) {
+		undo_set(c, key, old, err);
+		return;
 	}
+	if (t)
+		tls_install(t);
 	/* The scripts are compiled again with the new value, or the value is undone. */
 	if (strncmp(key, "policy_", 7) == 0 && !policy_configure(&err)) {
-		char *undo_err = NULL;
-		if (!config_set(cf, key, old, &undo_err))
-			free(undo_err);
-		send_error(c, "08P01", "%s", err);
-		free(err);
-		free(old);
+		undo_set(c, key, old, err);
 		return;
 	}
 	free(old);
@@ -1213,8 +1213,8 @@ static void show_peer_pools(struct client *c)
 /* pgsieve's own: the audit log's destination and what became of its records. */
 static void show_audit(struct client *c)
 {
-	static const char *const names[] = {"file", "syslog", "query_text", "written", "lost",
-	                                    "pending_bytes"};
+	static const char *const names[] = {"file",    "syslog", "query_text",
+	                                    "written", "lost",   "pending_bytes"};
 	static const uint32_t types[] = {T, T, T, I, I, I};
 	struct audit_stats st;
 	audit_get_stats(&st);

@@ -771,11 +771,7 @@ void prepared_raise(struct client *c, struct server *s, const char *sql)
 	}
 	struct pktbuf pb;
 	pktbuf_init(&pb);
-	pktbuf_begin(&pb, 'P');
-	pktbuf_put_string(&pb, "");
-	pktbuf_put_string(&pb, sql);
-	pktbuf_put_uint16(&pb, 0);
-	pktbuf_end(&pb);
+	proto_build_parse(&pb, "", sql);
 	pktbuf_begin(&pb, 'B');
 	pktbuf_put_string(&pb, "");
 	pktbuf_put_string(&pb, "");

@@ -274,6 +274,15 @@ void proto_build_complete(struct pktbuf *pb, const char *tag)
 	pktbuf_end(pb);
 }
 
+void proto_build_parse(struct pktbuf *pb, const char *name, const char *sql)
+{
+	pktbuf_begin(pb, 'P');
+	pktbuf_put_string(pb, name);
+	pktbuf_put_string(pb, sql);
+	pktbuf_put_uint16(pb, 0);
+	pktbuf_end(pb);
+}
+
 void proto_build_password(struct pktbuf *pb, const char *password)
 {
 	pktbuf_begin(pb, 'p');

@@ -811,11 +811,7 @@ void server_run_auth_query(struct server *s, struct client *c)
 	/* Extended protocol: the user name travels as a parameter, never inside the SQL. */
 	struct pktbuf pb;
 	pktbuf_init(&pb);
-	pktbuf_begin(&pb, 'P');
-	pktbuf_put_string(&pb, "");
-	pktbuf_put_string(&pb, query);
-	pktbuf_put_uint16(&pb, 0);
-	pktbuf_end(&pb);
+	proto_build_parse(&pb, "", query);
 	pktbuf_begin(&pb, 'B');
 	pktbuf_put_string(&pb, "");
 	pktbuf_put_string(&pb, "");

@@ -168,24 +168,13 @@ static void jskip_ws(struct jparser *jp)
 		jp->p++;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static long read_u4(struct jparser *jp)
 {
 	if (jp->end - jp->p < 4)
 		return -1;
 	long v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(jp->p[i]);
+		int h = hex_digit(jp->p[i]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;

@@ -124,7 +124,7 @@ char *hex_encode(const uint8_t *p, size_t n)
 	return s;
 }
 
-static int hex_value(char c)
+int hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -140,7 +140,7 @@ bool hex_decode(const char *s, size_t n, uint8_t *out)
 	if (n % 2)
 		return false;
 	for (size_t i = 0; i < n; i += 2) {
-		int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[i / 2] = (uint8_t)(hi << 4 | lo);
