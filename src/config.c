@@ -222,7 +222,8 @@ static bool has_field(const struct setting *s)
 /* Pending settings are stored (the code that will use them reads the field) but warn. */
 static bool implemented(const struct setting *s)
 {
-	return (has_field(s) && !(s->flags & SF_PENDING)) || (s->flags & (SF_NOT_HERE | SF_CONFFILE));
+	return (has_field(s) && !(s->flags & SF_PENDING)) ||
+	       (s->flags & (SF_NOT_HERE | SF_CONFFILE));
 }
 
 static const struct setting *find_setting(const char *name)

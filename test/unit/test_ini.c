@@ -865,8 +865,9 @@ static void test_entry_overrides(void)
 
 static void test_not_implemented(void)
 {
-	put("tls.ini", "login_notify_message = hello\njob_name = 2\nconffile = /etc/pgsieve/next.ini\n"
-	               "dns_zone_check_period = 5\n");
+	put("tls.ini",
+	    "login_notify_message = hello\njob_name = 2\nconffile = /etc/pgsieve/next.ini\n"
+	    "dns_zone_check_period = 5\n");
 	capture_start();
 	char *err;
 	struct config *c =
