@@ -217,6 +217,14 @@ struct sqlinfo {
 struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len) MUST_CHECK;
 
 /*
+ * Whether analyses fill each statement's fingerprint (on by default).
+ * pg_query_fingerprint parses the statement a second time, about 40% of
+ * an analysis; a caller that needs it only sometimes turns this off and
+ * asks libpg_query when it does (the fingerprint is then NULL).
+ */
+void sqlinfo_set_fingerprints(bool on);
+
+/*
  * Whether analyses describe what a server session with these parameter
  * values (as ParameterStatus reports them; NULL when unknown) will run.
  * libpg_query reads the text's bytes with standard_conforming_strings on;

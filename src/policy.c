@@ -12,6 +12,7 @@
 #include "varcache.h"
 
 #include <lauxlib.h>
+#include <pg_query.h>
 #include <lua.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,8 +88,11 @@ bool policy_configure(char **err)
 	lua_vm_free(vm);
 	vm = fresh;
 	memset(stats, 0, sizeof(stats));
-	if (!cache)
+	if (!cache) {
+		sqlinfo_set_fingerprints(
+		    false); /* scripts that read it get it from stmt_lazy_field */
 		cache = sqlinfo_cache_new(SQLINFO_CACHE_DEFAULT);
+	}
 	log_info("policy: %d script%s loaded (%s mode)", lua_vm_script_count(vm),
 	         lua_vm_script_count(vm) == 1 ? "" : "s", cf->policy_mode);
 	return true;
@@ -157,9 +161,38 @@ static void set_bool(lua_State *L, const char *key, bool value)
 	lua_setfield(L, -2, key);
 }
 
+/* stmt.fingerprint on first read: computing it for every statement doubles the parsing. */
+static int stmt_lazy_field(lua_State *L)
+{
+	const char *key = lua_tostring(L, 2);
+	if (!key || strcmp(key, "fingerprint") != 0)
+		return 0;
+	lua_pushliteral(L, "sql");
+	lua_rawget(L, 1);
+	const char *sql = lua_tostring(L, -1);
+	PgQueryFingerprintResult fp = pg_query_fingerprint(sql ? sql : "");
+	if (fp.error || !fp.fingerprint_str)
+		lua_pushnil(L);
+	else
+		lua_pushstring(L, fp.fingerprint_str);
+	pg_query_free_fingerprint_result(fp);
+	lua_pushliteral(L, "fingerprint");
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
 static void push_stmt(lua_State *L, const struct sqlinfo_stmt *st, bool extended)
 {
 	lua_createtable(L, 0, 24);
+	if (!st->fingerprint) {
+		/* luaL_newmetatable pushes the table, new (then filled) or the existing one. */
+		if (luaL_newmetatable(L, "pgsieve.stmt")) {
+			lua_pushcfunction(L, stmt_lazy_field);
+			lua_setfield(L, -2, "__index");
+		}
+		lua_setmetatable(L, -2);
+	}
 	lua_pushlstring(L, st->sql, st->sql_len);
 	lua_setfield(L, -2, "sql");
 	set_str(L, "kind", sqlinfo_kind_name(st->kind));

@@ -41,6 +41,14 @@
 #include <sys/random.h>
 #include <time.h>
 
+/* pg_query_fingerprint parses the text again: callers that compute it lazily turn it off. */
+static bool with_fingerprints = true;
+
+void sqlinfo_set_fingerprints(bool on)
+{
+	with_fingerprints = on;
+}
+
 /* Texts up to this size are parsed on the caller's stack: at most about
  * 2000 nesting levels, some 300 KB of libpg_query's stack and ours. */
 #define INLINE_MAX 4096
@@ -1874,6 +1882,10 @@ static bool analyse_stmt(struct sqlinfo *info, struct arena *out, struct arena *
 	build_columns(&w, out, st);
 	build_functions(&w, out, st);
 
+	if (!with_fingerprints) {
+		ok = true;
+		goto done;
+	}
 	PgQueryFingerprintResult fp = pg_query_fingerprint(st->sql);
 	if (fp.error || !fp.fingerprint_str) {
 		set_error(info, out, SQLINFO_ERR_INTERNAL,

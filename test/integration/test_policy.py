@@ -362,3 +362,21 @@ return {
     with pytest.raises(psycopg.OperationalError, match="plainuser may not log in here"):
         p.connect(user="plainuser", password="plainpw")
     p.expect_fatal("plainuser may not log in here")
+
+
+def test_fingerprint_is_there_when_a_script_reads_it(pooler, tmp_path):
+    s = script(tmp_path, "fp.lua", """
+local seen = {}
+return { statement = function(stmt)
+  local fp = stmt.fingerprint
+  if type(fp) ~= 'string' or #fp ~= 16 then return sieve.deny('no fingerprint') end
+  if stmt.fingerprint ~= fp then return sieve.deny('fingerprint changed') end
+  if seen[fp] and seen[fp] ~= stmt.sql then return sieve.deny('same fingerprint: ' .. fp) end
+  seen[fp] = stmt.sql
+end }""")
+    p = policy_pooler(pooler, [s])
+    with p.connect() as c:
+        c.execute("select 1 as a")
+        # Statements that differ only in constants share a fingerprint.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="same fingerprint"):
+            c.execute("select 2 as a")
