@@ -98,6 +98,10 @@ void proto_build_ready(struct pktbuf *pb, char status);
 void proto_build_query(struct pktbuf *pb, const char *sql);
 /* Parse of sql under name ("": the unnamed statement), parameter types left to the server. */
 void proto_build_parse(struct pktbuf *pb, const char *name, const char *sql);
+/* Bind of the unnamed statement to the unnamed portal, text parameters and results. */
+void proto_build_bind(struct pktbuf *pb, const char *const *values, int n);
+/* Execute of the unnamed portal, every row. */
+void proto_build_execute(struct pktbuf *pb);
 void proto_build_password(struct pktbuf *pb, const char *password);
 void proto_build_sasl_initial(struct pktbuf *pb, const char *mechanism, const char *data, size_t n);
 void proto_build_sasl_response(struct pktbuf *pb, const char *data, size_t n);

@@ -772,17 +772,8 @@ void prepared_raise(struct client *c, struct server *s, const char *sql)
 	struct pktbuf pb;
 	pktbuf_init(&pb);
 	proto_build_parse(&pb, "", sql);
-	pktbuf_begin(&pb, 'B');
-	pktbuf_put_string(&pb, "");
-	pktbuf_put_string(&pb, "");
-	pktbuf_put_uint16(&pb, 0);
-	pktbuf_put_uint16(&pb, 0);
-	pktbuf_put_uint16(&pb, 0);
-	pktbuf_end(&pb);
-	pktbuf_begin(&pb, 'E');
-	pktbuf_put_string(&pb, "");
-	pktbuf_put_uint32(&pb, 0);
-	pktbuf_end(&pb);
+	proto_build_bind(&pb, NULL, 0);
+	proto_build_execute(&pb);
 	evbuffer_add(s->sb.out, pb.data, pb.len);
 	pktbuf_free(&pb);
 }

@@ -283,6 +283,30 @@ void proto_build_parse(struct pktbuf *pb, const char *name, const char *sql)
 	pktbuf_end(pb);
 }
 
+void proto_build_bind(struct pktbuf *pb, const char *const *values, int n)
+{
+	pktbuf_begin(pb, 'B');
+	pktbuf_put_string(pb, "");
+	pktbuf_put_string(pb, "");
+	pktbuf_put_uint16(pb, 0); /* parameter formats: all text */
+	pktbuf_put_uint16(pb, (uint16_t)n);
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(values[i]);
+		pktbuf_put_uint32(pb, (uint32_t)len);
+		pktbuf_put_bytes(pb, values[i], len);
+	}
+	pktbuf_put_uint16(pb, 0); /* result formats: all text */
+	pktbuf_end(pb);
+}
+
+void proto_build_execute(struct pktbuf *pb)
+{
+	pktbuf_begin(pb, 'E');
+	pktbuf_put_string(pb, "");
+	pktbuf_put_uint32(pb, 0);
+	pktbuf_end(pb);
+}
+
 void proto_build_password(struct pktbuf *pb, const char *password)
 {
 	pktbuf_begin(pb, 'p');

@@ -590,6 +590,19 @@ static void test_builders(void)
 		pktbuf_reset(&pb);
 	}
 
+	/* Bind: portal "", statement "", 0 formats, 1 param "ab", 0 result formats */
+	{
+		const char *const values[] = {"ab"};
+		proto_build_bind(&pb, values, 1);
+		CHECK_PB("Bind", &pb,
+		         "B\x00\x00\x00\x12\0\0\x00\x00\x00\x01\x00\x00\x00\x02"
+		         "ab\x00\x00");
+		pktbuf_reset(&pb);
+		proto_build_execute(&pb);
+		CHECK_PB("Execute", &pb, "E\x00\x00\x00\x09\0\x00\x00\x00\x00");
+		pktbuf_reset(&pb);
+	}
+
 	proto_build_complete(&pb, "SHOW");
 	CHECK_PB("CommandComplete", &pb, "C\x00\x00\x00\x09SHOW\0");
 	pktbuf_reset(&pb);
