@@ -20,6 +20,8 @@
 #include "util.h"
 
 struct client;
+struct checked_stmt;
+struct outcome;
 
 /* At start and on RELOAD/SIGHUP: (re)opens the file; false and *err if it cannot. */
 bool audit_configure(char **err) MUST_CHECK;
@@ -31,12 +33,15 @@ bool audit_enabled(void);
 void audit_connect(const struct client *client);
 void audit_login_failed(const struct client *client, const char *reason);
 /*
- * A statement and what the policy made of it: verdict is "allow", "deny"
- * or "rewrite"; script the one that decided (NULL: none); sqlstate the
- * error the client got (NULL: none).
+ * A statement that went to a server, once its answer is known: its text,
+ * the policy's verdict (allow or rewrite, and the script that rewrote),
+ * and what came of it (result, command, rows, duration, SQLSTATE).
  */
-void audit_statement(const struct client *client, const char *sql, size_t len, bool extended,
-                     const char *verdict, const char *script, const char *sqlstate);
+void audit_statement(const struct client *client, const struct checked_stmt *st,
+                     const struct outcome *o);
+/* A statement the policy refused in `phase` ("statement", "bind"): it reached no server. */
+void audit_denied(const struct client *client, const char *sql, size_t len, bool extended,
+                  const char *phase, const char *script, const char *sqlstate);
 void audit_disconnect(const struct client *client);
 
 struct audit_stats {

@@ -20,6 +20,7 @@ struct server;
 struct auth_state;
 struct pool_user;
 struct prepared_client;
+struct outcome_client;
 
 /* What a console command (PAUSE, WAIT_CLOSE) waits for before it answers. */
 enum admin_wait {
@@ -72,6 +73,7 @@ struct client {
 	struct pool_user *account;        /* its role, whose client count it holds */
 	struct server *auth_server;       /* running our auth_query */
 	struct prepared_client *prepared; /* its prepared statement names (transaction pooling) */
+	struct outcome_client *outcome;   /* its statements' names and answers due (outcome.h) */
 	bool policy_checked; /* the message at the head of its input has been through the policy */
 	bool skip_to_sync;   /* a Parse was refused with no server: drop up to Sync */
 };

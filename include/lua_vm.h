@@ -41,6 +41,8 @@ bool lua_vm_load(struct lua_vm *vm, const char *path, const char *options_path,
 int lua_vm_script_count(const struct lua_vm *vm);
 const char *lua_vm_script_name(const struct lua_vm *vm, int script);
 
+/* Whether the script's table has this phase function. */
+bool lua_vm_has_phase(struct lua_vm *vm, int script, const char *phase);
 /* Pushes the script's phase function and returns true, or pushes nothing. */
 bool lua_vm_push_phase(struct lua_vm *vm, int script, const char *phase);
 /*

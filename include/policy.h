@@ -10,9 +10,8 @@
  * default) or is ignored (allow). policy_mode = observe logs what would
  * have happened and lets everything through.
  *
- * Today the statement phase; the other phases (connect, bind, columns,
- * complete, disconnect) and approve verdicts come with masking, audit
- * and approvals.
+ * Phases here: connect, statement, bind, complete, disconnect; columns
+ * and row come with masking, approve verdicts with approvals.
  */
 #ifndef PGSIEVE_POLICY_H
 #define PGSIEVE_POLICY_H
@@ -24,6 +23,8 @@
 #include "util.h"
 
 struct client;
+struct checked_stmt;
+struct outcome;
 
 enum policy_decision {
 	POLICY_PASS,      /* forward the message as it is */
@@ -62,6 +63,28 @@ void policy_disconnect(struct client *client);
 void policy_check(struct client *client, const char *sql, size_t len, bool extended,
                   struct policy_result *out);
 void policy_result_clear(struct policy_result *result);
+
+/* Some script has a bind / complete phase: Binds and results are worth decoding. */
+bool policy_wants_bind(void);
+bool policy_wants_complete(void);
+
+/* A Bind's parameter, as the client sent it. */
+struct bind_param {
+	const uint8_t *value;
+	int32_t len; /* -1: NULL */
+	bool binary;
+};
+
+/*
+ * The bind phase: st is the statement the Bind names (as checked at its
+ * Parse); scripts may allow or deny (anything else is a script error).
+ */
+void policy_bind(struct client *client, const struct checked_stmt *st,
+                 const struct bind_param *params, size_t n_params, struct policy_result *out);
+
+/* The complete phase for statement `index` of st, which ended as o says. */
+void policy_complete(struct client *client, const struct checked_stmt *st, size_t index,
+                     const struct outcome *o);
 
 /*
  * A statement that makes the server raise this error: what runs in place

@@ -7,6 +7,7 @@
 #include "client.h"
 #include "config.h"
 #include "log.h"
+#include "outcome.h"
 #include "varcache.h"
 
 #include <errno.h>
@@ -277,33 +278,63 @@ void audit_disconnect(const struct client *c)
 	enqueue(r);
 }
 
-void audit_statement(const struct client *c, const char *sql, size_t len, bool extended,
-                     const char *verdict, const char *script, const char *sqlstate)
+/* Fingerprint and text of a statement, as audit_query_text says. */
+static void add_text(json_t *r, const char *key, const char *text, bool fingerprint)
+{
+	if (fingerprint) {
+		PgQueryFingerprintResult fp = pg_query_fingerprint(text);
+		if (!fp.error && fp.fingerprint_str)
+			json_object_set_new(r, "fingerprint", json_string(fp.fingerprint_str));
+		pg_query_free_fingerprint_result(fp);
+	}
+	if (strcmp(cf->audit_query_text, "full") == 0) {
+		json_object_set_new(r, key, json_stringn(text, strlen(text)));
+	} else if (strcmp(cf->audit_query_text, "normalized") == 0) {
+		/* Constants become $n: the log shows what ran, not the data it carried. */
+		PgQueryNormalizeResult nr = pg_query_normalize(text);
+		json_object_set_new(r, key,
+		                    nr.error ? json_string("(not parsed)")
+		                             : json_string(nr.normalized_query));
+		pg_query_free_normalize_result(nr);
+	}
+}
+
+void audit_statement(const struct client *c, const struct checked_stmt *st, const struct outcome *o)
+{
+	if (!enabled)
+		return;
+	json_t *r = record("statement", c);
+	json_object_set_new(r, "protocol", json_string(st->extended ? "extended" : "simple"));
+	json_object_set_new(r, "verdict", json_string(st->rewritten ? "rewrite" : "allow"));
+	if (st->script)
+		json_object_set_new(r, "script", json_string(st->script));
+	add_text(r, "query", st->text, true);
+	if (st->rewritten)
+		add_text(r, "rewritten", st->sent, false);
+	json_object_set_new(r, "result", json_string(outcome_status_name(o->status)));
+	if (o->command)
+		json_object_set_new(r, "command", json_string(o->command));
+	json_object_set_new(r, "rows", json_integer((json_int_t)o->rows));
+	json_object_set_new(r, "duration_ms", json_real((double)o->duration / 1000.0));
+	if (o->sqlstate[0])
+		json_object_set_new(r, "sqlstate", json_string(o->sqlstate));
+	enqueue(r);
+}
+
+void audit_denied(const struct client *c, const char *sql, size_t len, bool extended,
+                  const char *phase, const char *script, const char *sqlstate)
 {
 	if (!enabled)
 		return;
 	char *text = xstrndup(sql, len);
 	json_t *r = record("statement", c);
 	json_object_set_new(r, "protocol", json_string(extended ? "extended" : "simple"));
-	json_object_set_new(r, "verdict", json_string(verdict));
+	json_object_set_new(r, "verdict", json_string("deny"));
+	json_object_set_new(r, "phase", json_string(phase));
 	if (script)
 		json_object_set_new(r, "script", json_string(script));
-	if (sqlstate)
-		json_object_set_new(r, "sqlstate", json_string(sqlstate));
-	PgQueryFingerprintResult fp = pg_query_fingerprint(text);
-	if (!fp.error && fp.fingerprint_str)
-		json_object_set_new(r, "fingerprint", json_string(fp.fingerprint_str));
-	pg_query_free_fingerprint_result(fp);
-	if (strcmp(cf->audit_query_text, "full") == 0) {
-		json_object_set_new(r, "query", json_stringn(text, strlen(text)));
-	} else if (strcmp(cf->audit_query_text, "normalized") == 0) {
-		/* Constants become $n: the log shows what ran, not the data it carried. */
-		PgQueryNormalizeResult nr = pg_query_normalize(text);
-		json_object_set_new(r, "query",
-		                    nr.error ? json_string("(not parsed)")
-		                             : json_string(nr.normalized_query));
-		pg_query_free_normalize_result(nr);
-	}
+	json_object_set_new(r, "sqlstate", json_string(sqlstate));
+	add_text(r, "query", text, true);
 	free(text);
 	enqueue(r);
 }

@@ -19,6 +19,7 @@
 #include "cancel.h"
 #include "config.h"
 #include "log.h"
+#include "outcome.h"
 #include "params.h"
 #include "pool.h"
 #include "policy.h"
@@ -144,6 +145,7 @@ static void free_client(struct client *c)
 	free(c->admin_wait_db);
 	varcache_free(&c->vars);
 	prepared_client_free(c);
+	outcome_client_free(c);
 	policy_client_gone(c);
 	free(c->user);
 	free(c->dbname);
@@ -534,13 +536,44 @@ static void replace_head(struct client *c, uint32_t old_len, const struct pktbuf
 }
 
 /*
+ * A refused statement or Bind: answered here when no server is linked
+ * (nothing to keep in step), and otherwise replaced by a statement that
+ * makes the server raise the error, so that it comes in order and aborts
+ * a transaction as PostgreSQL's would.
+ */
+static void refuse(struct client *c, uint8_t type, uint32_t total, const struct policy_result *r)
+{
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	if (!c->server) {
+		evbuffer_drain(c->sb.in, total);
+		proto_build_error(&pb, "ERROR", r->sqlstate, r->message);
+		sbuf_send(&c->sb, pb.data, pb.len);
+		if (type == 'Q')
+			send_ready_idle(c);
+		else
+			c->skip_to_sync = true;
+	} else {
+		char *raise = policy_raise_sql(r->sqlstate, r->message);
+		if (type == 'Q') {
+			proto_build_query(&pb, raise);
+			replace_head(c, total, &pb);
+			c->policy_checked = true;
+		} else {
+			evbuffer_drain(c->sb.in, total);
+			prepared_raise(c, c->server, raise);
+		}
+		free(raise);
+	}
+	pktbuf_free(&pb);
+}
+
+/*
  * The policy's verdict on a Query or Parse whose whole message is at the
  * head of the input. PASS leaves it; a rewrite replaces it; a denial is
- * answered here when no server is linked (nothing to keep in step), and
- * otherwise becomes a statement that makes the server raise the error, so
- * that it comes in order and aborts a transaction as PostgreSQL's would.
+ * refused.
  */
-static void apply_policy(struct client *c, uint8_t type, uint32_t body_len)
+static void check_statement(struct client *c, uint8_t type, uint32_t body_len)
 {
 	uint32_t total = PROTO_HEADER_LEN + body_len;
 	const uint8_t *msg = evbuffer_pullup(c->sb.in, total);
@@ -548,13 +581,22 @@ static void apply_policy(struct client *c, uint8_t type, uint32_t body_len)
 	size_t name_len = type == 'P' ? strnlen(body, body_len) + 1 : 0;
 	const char *sql = body + name_len;
 	size_t sql_len = strnlen(sql, body_len - (name_len < body_len ? name_len : body_len));
+	bool extended = type == 'P';
 	struct policy_result r;
-	policy_check(c, sql, sql_len, type == 'P', &r);
-	audit_statement(c, sql, sql_len, type == 'P',
-	                r.decision == POLICY_DENIED      ? "deny"
-	                : r.decision == POLICY_REWRITTEN ? "rewrite"
-	                                                 : "allow",
-	                r.script, r.decision == POLICY_DENIED ? r.sqlstate : NULL);
+	policy_check(c, sql, sql_len, extended, &r);
+	if (r.decision == POLICY_DENIED)
+		audit_denied(c, sql, sql_len, extended, "statement", r.script, r.sqlstate);
+	if (outcome_tracking()) {
+		struct checked_stmt *st = NULL;
+		if (r.decision != POLICY_DENIED)
+			st = checked_stmt_new(sql, sql_len, extended,
+			                      r.decision == POLICY_REWRITTEN ? r.sql : NULL,
+			                      r.script);
+		if (extended)
+			outcome_parsed(c, body, st);
+		else
+			outcome_query_checked(c, st);
+	}
 	struct pktbuf pb;
 	pktbuf_init(&pb);
 	switch (r.decision) {
@@ -563,10 +605,10 @@ static void apply_policy(struct client *c, uint8_t type, uint32_t body_len)
 		break;
 	case POLICY_REWRITTEN:
 		pktbuf_begin(&pb, type);
-		if (type == 'P')
+		if (extended)
 			pktbuf_put_string(&pb, body);
 		pktbuf_put_string(&pb, r.sql);
-		if (type == 'P') {
+		if (extended) {
 			size_t after =
 			    name_len + sql_len + 1; /* parameter types follow the query */
 			if (after < body_len)
@@ -577,30 +619,74 @@ static void apply_policy(struct client *c, uint8_t type, uint32_t body_len)
 		c->policy_checked = true;
 		break;
 	case POLICY_DENIED:
-		if (!c->server) {
-			evbuffer_drain(c->sb.in, total);
-			proto_build_error(&pb, "ERROR", r.sqlstate, r.message);
-			sbuf_send(&c->sb, pb.data, pb.len);
-			if (type == 'Q')
-				send_ready_idle(c);
-			else
-				c->skip_to_sync = true;
-		} else {
-			char *raise = policy_raise_sql(r.sqlstate, r.message);
-			if (type == 'Q') {
-				proto_build_query(&pb, raise);
-				replace_head(c, total, &pb);
-				c->policy_checked = true;
-			} else {
-				evbuffer_drain(c->sb.in, total);
-				prepared_raise(c, c->server, raise);
-			}
-			free(raise);
-		}
+		refuse(c, type, total, &r);
 		break;
 	}
 	pktbuf_free(&pb);
 	policy_result_clear(&r);
+}
+
+/* A Bind: the bind phase sees its parameters, and its portal now runs the statement. */
+static void check_bind(struct client *c, uint32_t body_len)
+{
+	uint32_t total = PROTO_HEADER_LEN + body_len;
+	const uint8_t *msg = evbuffer_pullup(c->sb.in, total);
+	struct pkt_reader rd;
+	pr_init(&rd, msg + PROTO_HEADER_LEN, body_len);
+	const char *portal = pr_string(&rd);
+	const char *name = pr_string(&rd);
+	if (rd.bad) {
+		c->policy_checked = true; /* the server will say what is wrong with it */
+		return;
+	}
+	struct checked_stmt *st = outcome_statement(c, name);
+	struct policy_result r = {.decision = POLICY_PASS};
+	if (st && policy_wants_bind()) {
+		uint16_t n_formats = pr_uint16(&rd);
+		const uint8_t *formats = pr_bytes(&rd, (size_t)n_formats * 2);
+		uint16_t n_params = pr_uint16(&rd);
+		struct bind_param *params = xcalloc(n_params ? n_params : 1, sizeof(*params));
+		for (uint16_t i = 0; i < n_params && !rd.bad; i++) {
+			uint16_t f = n_formats == 1 ? 0 : i;
+			params[i].binary = f < n_formats && formats &&
+			                   ((formats[2 * f] << 8) | formats[2 * f + 1]) == 1;
+			params[i].len = (int32_t)pr_uint32(&rd);
+			if (params[i].len > 0)
+				params[i].value = pr_bytes(&rd, (size_t)params[i].len);
+		}
+		if (rd.bad || (n_formats > 1 && n_formats != n_params)) {
+			/* Malformed: the server refuses it, but the scripts cannot see it either.
+			 */
+			r.decision = POLICY_DENIED;
+			r.message = xstrdup("statement denied: its Bind message is malformed");
+			strlcpy_s(r.sqlstate, "08P01", sizeof(r.sqlstate));
+		} else {
+			policy_bind(c, st, params, n_params, &r);
+		}
+		free(params);
+	}
+	if (r.decision == POLICY_DENIED) {
+		audit_denied(c, st->text, strlen(st->text), true, "bind", r.script, r.sqlstate);
+		outcome_bound(c, portal, NULL);
+		refuse(c, 'B', total, &r);
+	} else {
+		outcome_bound(c, portal, st);
+		c->policy_checked = true;
+	}
+	policy_result_clear(&r);
+}
+
+/* A Close: the name it closes no longer runs anything. */
+static void note_close(struct client *c, uint32_t body_len)
+{
+	const uint8_t *msg = evbuffer_pullup(c->sb.in, PROTO_HEADER_LEN + body_len);
+	struct pkt_reader rd;
+	pr_init(&rd, msg + PROTO_HEADER_LEN, body_len);
+	uint8_t kind = pr_byte(&rd);
+	const char *name = pr_string(&rd);
+	if (!rd.bad && (kind == 'S' || kind == 'P'))
+		outcome_closed(c, (char)kind, name);
+	c->policy_checked = true;
 }
 
 static bool client_process(struct client *c)
@@ -669,11 +755,14 @@ static bool client_process(struct client *c)
 			return false;
 		}
 		bool tracking = prepared_tracking(c->pool);
-		bool checking = (policy_enabled() || audit_enabled()) && !c->policy_checked &&
-		                (type == 'Q' || type == 'P');
-		/* Statement names are rewritten, statements checked: such messages are handled
-		 * whole. */
-		if ((checking || c->skip_to_sync || (tracking && prepared_needs_whole(type))) &&
+		bool outcomes = outcome_tracking();
+		bool checking = !c->policy_checked &&
+		                (((policy_enabled() || outcomes) && (type == 'Q' || type == 'P')) ||
+		                 (outcomes && (type == 'B' || type == 'C')));
+		/* Statement names are rewritten, statements checked, Executes followed: such
+		 * messages are handled whole. */
+		if ((checking || c->skip_to_sync || (tracking && prepared_needs_whole(type)) ||
+		     (outcomes && type == 'E')) &&
 		    avail < PROTO_HEADER_LEN + body_len)
 			return true;
 		if (c->skip_to_sync) {
@@ -686,7 +775,12 @@ static bool client_process(struct client *c)
 			continue;
 		}
 		if (checking) {
-			apply_policy(c, type, body_len);
+			if (type == 'B')
+				check_bind(c, body_len);
+			else if (type == 'C')
+				note_close(c, body_len);
+			else
+				check_statement(c, type, body_len);
 			if (c->state == CL_CLOSED)
 				return false;
 			continue; /* the head is now the checked message, or gone */
@@ -733,7 +827,7 @@ static bool client_process(struct client *c)
 		default:
 			break;
 		}
-		if (tracking || policy_enabled()) {
+		if (tracking || outcomes) {
 			const uint8_t *msg = tracking && prepared_needs_whole(type)
 			                         ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
 			                         : NULL;
@@ -747,6 +841,11 @@ static bool client_process(struct client *c)
 			if (c->state == CL_CLOSED)
 				return false;
 		}
+		if (outcomes)
+			outcome_sent(c, type,
+			             type == 'E' ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
+			                         : NULL,
+			             body_len);
 		c->sb.pkt_remaining = PROTO_HEADER_LEN + body_len;
 	}
 }

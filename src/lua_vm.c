@@ -396,6 +396,16 @@ bool lua_vm_push_phase(struct lua_vm *vm, int script, const char *phase)
 	return false;
 }
 
+bool lua_vm_has_phase(struct lua_vm *vm, int script, const char *phase)
+{
+	lua_State *L = vm->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->scripts[script].phases);
+	lua_getfield(L, -1, phase);
+	bool found = lua_isfunction(L, -1);
+	lua_pop(L, 2);
+	return found;
+}
+
 struct lua_verdict_info lua_vm_take_verdict(struct lua_vm *vm)
 {
 	lua_State *L = vm->L;

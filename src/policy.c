@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "outcome.h"
 #include "sqlinfo.h"
 #include "varcache.h"
 
@@ -26,6 +27,8 @@
 
 static struct lua_vm *vm;
 static struct sqlinfo_cache *cache;
+/* Some script of the loaded set has this phase: the others cost nothing. */
+static bool has_bind, has_complete;
 
 /* Per script of the loaded set, for SHOW POLICIES; they start again with a new set. */
 static struct policy_script_stats stats[LUA_VM_MAX_SCRIPTS];
@@ -33,6 +36,16 @@ static struct policy_script_stats stats[LUA_VM_MAX_SCRIPTS];
 bool policy_enabled(void)
 {
 	return vm != NULL;
+}
+
+bool policy_wants_bind(void)
+{
+	return has_bind;
+}
+
+bool policy_wants_complete(void)
+{
+	return has_complete;
 }
 
 /* "path" or "path:options" entries, comma-separated. */
@@ -71,6 +84,7 @@ bool policy_configure(char **err)
 			log_info("policy: no policy_scripts, statements go through unchecked");
 		lua_vm_free(vm);
 		vm = NULL;
+		has_bind = has_complete = false;
 		return true;
 	}
 	struct lua_vm *fresh =
@@ -88,6 +102,11 @@ bool policy_configure(char **err)
 	lua_vm_free(vm);
 	vm = fresh;
 	memset(stats, 0, sizeof(stats));
+	has_bind = has_complete = false;
+	for (int i = 0; i < lua_vm_script_count(vm); i++) {
+		has_bind |= lua_vm_has_phase(vm, i, "bind");
+		has_complete |= lua_vm_has_phase(vm, i, "complete");
+	}
 	if (!cache) {
 		sqlinfo_set_fingerprints(
 		    false); /* scripts that read it get it from stmt_lazy_field */
@@ -132,6 +151,7 @@ void policy_shutdown(void)
 {
 	lua_vm_free(vm);
 	vm = NULL;
+	has_bind = has_complete = false;
 	sqlinfo_cache_free(cache);
 	cache = NULL;
 	sqlinfo_shutdown();
@@ -539,4 +559,125 @@ void policy_disconnect(struct client *c)
 {
 	if (vm)
 		run_session_phase(c, "disconnect", NULL);
+}
+
+/* The analysis of a checked statement's text as the server got it; NULL if it has none. */
+static struct sqlinfo *analysis_of(const struct checked_stmt *st)
+{
+	struct sqlinfo *info = sqlinfo_cache_analyse(cache, st->sent, strlen(st->sent));
+	if (info->error == SQLINFO_OK && info->n_stmts > 0)
+		return info;
+	sqlinfo_free(info);
+	return NULL;
+}
+
+static void push_params(lua_State *L, const struct bind_param *params, size_t n)
+{
+	lua_createtable(L, (int)n, 2);
+	lua_pushinteger(L, (lua_Integer)n);
+	lua_setfield(L, -2, "n");
+	lua_createtable(L, (int)n, 0);
+	for (size_t i = 0; i < n; i++) {
+		lua_pushstring(L, params[i].binary ? "binary" : "text");
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "formats");
+	for (size_t i = 0; i < n; i++) {
+		if (params[i].len < 0)
+			continue; /* NULL: params[i] is nil, params.n still counts it */
+		lua_pushlstring(L, (const char *)params[i].value, (size_t)params[i].len);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+}
+
+void policy_bind(struct client *c, const struct checked_stmt *st, const struct bind_param *params,
+                 size_t n_params, struct policy_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->decision = POLICY_PASS;
+	if (!has_bind || !st)
+		return;
+	struct sqlinfo *info = analysis_of(st);
+	if (!info)
+		return; /* let through by policy_on_error = allow at Parse */
+	lua_State *L = lua_vm_state(vm);
+	for (int s = 0; s < lua_vm_script_count(vm) && out->decision != POLICY_DENIED; s++) {
+		if (!lua_vm_push_phase(vm, s, "bind"))
+			continue;
+		push_stmt(L, &info->stmts[0], true);
+		push_params(L, params, n_params);
+		push_session(L, c);
+		char *err = NULL;
+		const char *script = lua_vm_script_name(vm, s);
+		bool ran = lua_vm_call(vm, 3, &err);
+		stats[s].calls++;
+		struct lua_verdict_info v = {LUA_VERDICT_INVALID, NULL, NULL, NULL, 0};
+		if (ran)
+			v = lua_vm_take_verdict(vm);
+		if (v.verdict == LUA_VERDICT_DENY) {
+			stats[s].denials++;
+			cl_log(LOG_LVL_LOG, c, "policy: %s denies the parameters: %s", script,
+			       v.message);
+			deny(out, v.sqlstate, "%s", v.message);
+			out->script = xstrdup(script);
+		} else if (v.verdict != LUA_VERDICT_NONE && v.verdict != LUA_VERDICT_ALLOW) {
+			/* An error, or a verdict with no meaning here (rewrite, approve). */
+			stats[s].errors++;
+			cl_log(LOG_LVL_WARNING, c, "policy: %s: bind: %s", script,
+			       ran ? "bind() may only allow or deny" : err);
+			if (strcmp(cf->policy_on_error, "allow") != 0) {
+				deny(out, "42501", "statement denied: the policy could not decide");
+				out->script = xstrdup(script);
+			}
+		}
+		free(err);
+	}
+	sqlinfo_free(info);
+	if (out->decision == POLICY_DENIED && observing()) {
+		cl_log(LOG_LVL_LOG, c, "policy (observe): would deny the parameters: %s",
+		       out->message);
+		policy_result_clear(out);
+	}
+}
+
+static void push_outcome(lua_State *L, const struct outcome *o)
+{
+	lua_createtable(L, 0, 6);
+	set_str(L, "status", outcome_status_name(o->status));
+	set_str(L, "command", o->command);
+	lua_pushinteger(L, (lua_Integer)o->rows);
+	lua_setfield(L, -2, "rows");
+	lua_pushnumber(L, (lua_Number)o->duration / 1000.0);
+	lua_setfield(L, -2, "duration_ms");
+	if (o->sqlstate[0])
+		set_str(L, "sqlstate", o->sqlstate);
+	set_str(L, "message", o->message);
+}
+
+void policy_complete(struct client *c, const struct checked_stmt *st, size_t index,
+                     const struct outcome *o)
+{
+	if (!has_complete)
+		return;
+	struct sqlinfo *info = analysis_of(st);
+	if (!info)
+		return;
+	lua_State *L = lua_vm_state(vm);
+	for (int s = 0; index < info->n_stmts && s < lua_vm_script_count(vm); s++) {
+		if (!lua_vm_push_phase(vm, s, "complete"))
+			continue;
+		push_outcome(L, o);
+		push_stmt(L, &info->stmts[index], st->extended);
+		push_session(L, c);
+		char *err = NULL;
+		if (!lua_vm_call(vm, 3, &err)) {
+			stats[s].errors++;
+			cl_log(LOG_LVL_WARNING, c, "policy: %s: complete: %s",
+			       lua_vm_script_name(vm, s), err);
+			free(err);
+			continue;
+		}
+		lua_pop(L, 1); /* it observes: what it returns means nothing */
+	}
+	sqlinfo_free(info);
 }

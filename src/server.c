@@ -35,6 +35,7 @@
 #include "dns.h"
 #include "log.h"
 #include "md5.h"
+#include "outcome.h"
 #include "params.h"
 #include "pool.h"
 #include "prepared.h"
@@ -1059,6 +1060,19 @@ static bool server_process(struct server *s)
 				continue;
 			}
 		}
+		struct client *c = s->client;
+		if (c->outcome && (type == 'C' || type == 'E' || type == 'Z' || type == 'I' ||
+		                   type == 's' || type == 'D')) {
+			/* A statement's answer: its tag or error is read whole when it is small. */
+			const uint8_t *body = NULL;
+			if ((type == 'C' || type == 'E' || type == 'Z') && len <= 16384) {
+				if (avail < PROTO_HEADER_LEN + len)
+					return true;
+				body =
+				    evbuffer_pullup(in, PROTO_HEADER_LEN + len) + PROTO_HEADER_LEN;
+			}
+			outcome_server_message(c, type, body, len);
+		}
 		if (type == 'Z' || type == 'S') {
 			if (len > 4096) {
 				server_close(s, "oversized message from server");
@@ -1071,7 +1085,6 @@ static bool server_process(struct server *s)
 			if (type == 'Z') {
 				char status = len >= 1 ? (char)body[0] : 'I';
 				if (status != 'I' && pool_mode_of(s->pool) == POOL_MODE_STATEMENT) {
-					struct client *c = s->client;
 					s->dirty = true;
 					client_fail(c, "08P01",
 					            "transaction blocks not allowed in statement "

@@ -115,3 +115,70 @@ def test_unwritable_audit_file_stops_the_start(pooler, tmp_path):
     assert p.proc.wait(10) != 0
     assert "audit_file /nonexistent/dir/audit.jsonl" in p.log()
     p.expect_fatal("audit_file")
+
+
+def statements(path, n):
+    return [r for r in records(path, n) if r["event"] == "statement"]
+
+
+def test_statement_records_carry_what_came_of_it(pooler, tmp_path, table):
+    p = audited(pooler, tmp_path, policy_scripts=GUARD, audit_query_text="full")
+    log = tmp_path / "audit.jsonl"
+    with p.connect(user="trustuser") as c:
+        c.execute("select generate_series(1, 5)")
+        c.execute(f"insert into {table} values (1), (2); update {table} set v = 3 where v = 1")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("select 1 / 0")
+        for i in range(3):   # one Parse, three executions: three records
+            c.execute(f"select v from {table} where v = %s", [i], prepare=True)
+    st = statements(log, 8)
+    sel, multi, div = st[0], st[1], st[2]
+    assert (sel["result"], sel["command"], sel["rows"]) == ("ok", "SELECT", 5)
+    assert isinstance(sel["duration_ms"], float) and 0 <= sel["duration_ms"] < 10000
+    assert "sqlstate" not in sel
+    # A Query of two statements is one record: rows add up, the last tag names it.
+    assert (multi["result"], multi["command"], multi["rows"]) == ("ok", "UPDATE", 3)
+    assert (div["result"], div["sqlstate"]) == ("error", "22012")
+    assert div["verdict"] == "allow"
+    prepared = [r for r in st if r["protocol"] == "extended"]
+    assert [r["rows"] for r in prepared] == [0, 0, 1]   # the table holds 2 and 3
+    assert all(r["query"] == f"select v from {table} where v = $1" for r in prepared)
+
+
+def test_pipeline_error_marks_the_executes_skipped(pooler, tmp_path):
+    from test_prepared import bind, execute, parse, raw, responses, sync
+    p = audited(pooler, tmp_path, audit_query_text="full")
+    c = raw(p)
+    c.send(parse("", "select 1 / 0") + bind("") + execute() +
+           parse("", "select 2") + bind("") + execute() + sync())
+    responses(c)
+    c.close()
+    st = statements(tmp_path / "audit.jsonl", 4)
+    # PostgreSQL skips to Sync after an error: the second Execute did not run.
+    assert [(r["query"], r["result"]) for r in st] == [("select 1 / 0", "error"),
+                                                       ("select 2", "not_run")]
+    assert st[0]["sqlstate"] == "22012" and st[1]["rows"] == 0
+    # Named statements executed in a later pipeline are recorded by what they run.
+    c = raw(p)
+    c.send(parse("a", "select 1 / 0") + parse("b", "select 2") + sync())
+    responses(c)
+    c.send(bind("b") + execute() + bind("a", portal="p") + execute("p") +
+           bind("b") + execute() + sync())
+    responses(c)
+    c.close()
+    st = statements(tmp_path / "audit.jsonl", 9)
+    tail = [(r["query"], r["result"]) for r in st[2:]]
+    assert tail == [("select 2", "ok"), ("select 1 / 0", "error"), ("select 2", "not_run")], tail
+
+
+def test_rewritten_statement_is_recorded_with_both_texts(pooler, tmp_path):
+    s = tmp_path / "rw.lua"
+    s.write_text("return { statement = function(stmt)\n"
+                 "  if stmt.sql == 'select 1' then return sieve.rewrite('select 2') end\n"
+                 "end }")
+    p = audited(pooler, tmp_path, policy_scripts=str(s), audit_query_text="full")
+    with p.connect(user="trustuser") as c:
+        assert c.execute("select 1").fetchone()[0] == 2
+    st = statements(tmp_path / "audit.jsonl", 3)[0]
+    assert (st["verdict"], st["query"], st["rewritten"]) == ("rewrite", "select 1", "select 2")
+    assert st["script"] == str(s) and st["rows"] == 1

@@ -380,3 +380,100 @@ end }""")
         # Statements that differ only in constants share a fingerprint.
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="same fingerprint"):
             c.execute("select 2 as a")
+
+
+BIND_GUARD = """
+return { bind = function(stmt, params, session)
+  for i = 1, params.n do
+    if params[i] == 'forbidden' then
+      return sieve.deny('parameter ' .. i .. ' of a ' .. stmt.kind .. ' is forbidden')
+    end
+  end
+  if params.n > 0 and params[1] == nil then
+    sieve.log('first parameter is NULL, format ' .. params.formats[1])
+  end
+end }"""
+
+
+def test_bind_phase_sees_parameters_and_may_deny(pooler, tmp_path, table):
+    p = policy_pooler(pooler, [script(tmp_path, "bind.lua", BIND_GUARD)])
+    with p.connect() as c:
+        assert c.execute("select %s::text", ["fine"]).fetchone()[0] == "fine"
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="parameter 2 of a select is forbidden"):
+            c.execute("select %s::text, %s::text", ["ok", "forbidden"])
+        assert c.execute("select %s::int + 1", [41]).fetchone()[0] == 42   # the session goes on
+        c.execute("select %s::text", [None])
+        p.wait_log(r"bind.lua: first parameter is NULL, format text")
+        # The simple protocol has no Bind: the literal is the statement's business.
+        assert c.execute("select 'forbidden'").fetchone()[0] == "forbidden"
+
+
+def test_bind_denial_inside_a_transaction_aborts_it(pooler, tmp_path, table):
+    p = policy_pooler(pooler, [script(tmp_path, "bind.lua", BIND_GUARD)],
+                      pool_mode="transaction")
+    with p.connect(autocommit=False) as c:
+        c.execute(f"insert into {table} values (%s)", [5])
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="of a insert"):
+            c.execute(f"insert into {table} select length(%s)", ["forbidden"])
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("select 1")
+        c.rollback()
+        assert c.execute(f"select count(*) from {table}").fetchone()[0] == 0
+        c.commit()
+
+
+def test_bind_phase_runs_at_every_execution_of_a_prepared_statement(pooler, tmp_path):
+    p = policy_pooler(pooler, [script(tmp_path, "bind.lua", BIND_GUARD)],
+                      pool_mode="transaction")
+
+    async def run():
+        conn = await asyncpg.connect(host=p.host, port=p.port, user="trustuser",
+                                     database="testdb", ssl=False)
+        try:
+            stmt = await conn.prepare("select $1::text")
+            assert await stmt.fetchval("one") == "one"
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError,
+                               match="parameter 1 of a select is forbidden"):
+                await stmt.fetchval("forbidden")
+            assert await stmt.fetchval("two") == "two"
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await conn.fetchval("select $1::text || 'x'", "forbidden")
+            # asyncpg sends integers in binary: the script gets the bytes and the format.
+            assert await conn.fetchval("select $1::int", 7) == 7
+        finally:
+            await conn.close()
+    asyncio.run(run())
+
+
+def test_bind_phase_may_only_allow_or_deny(pooler, tmp_path):
+    s = script(tmp_path, "badbind.lua",
+               "return { bind = function() return sieve.rewrite('select 2') end }")
+    p = policy_pooler(pooler, [s])
+    with p.connect() as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="the policy could not decide"):
+            c.execute("select %s::int", [1])
+        assert c.execute("select 1").fetchone()[0] == 1
+    p.wait_log(r"badbind.lua: bind: bind\(\) may only allow or deny")
+
+
+def test_complete_phase_sees_each_result(pooler, tmp_path, table):
+    s = script(tmp_path, "complete.lua", """
+return { complete = function(result, stmt, session)
+  sieve.log(string.format('done %s %s rows=%d status=%s sqlstate=%s ms=%s',
+    stmt.kind, tostring(result.command), result.rows, result.status,
+    tostring(result.sqlstate), type(result.duration_ms)))
+end }""")
+    p = policy_pooler(pooler, [s])
+    with p.connect() as c:
+        c.execute("select generate_series(1, 3)")
+        p.wait_log(r"done select SELECT rows=3 status=ok sqlstate=nil ms=number")
+        c.execute(f"insert into {table} values (1), (2); update {table} set v = 5 where v = 1")
+        p.wait_log(r"done insert INSERT rows=2 status=ok")
+        p.wait_log(r"done update UPDATE rows=1 status=ok")
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("select 1 / 0")
+        p.wait_log(r"done select nil rows=0 status=error sqlstate=22012")
+        assert c.execute(f"select v from {table} where v = %s", [5]).fetchone()[0] == 5
+        p.wait_log(r"done select SELECT rows=1 status=ok sqlstate=nil")
