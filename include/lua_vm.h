@@ -41,6 +41,12 @@ bool lua_vm_load(struct lua_vm *vm, const char *path, const char *options_path,
 int lua_vm_script_count(const struct lua_vm *vm);
 const char *lua_vm_script_name(const struct lua_vm *vm, int script);
 
+/*
+ * A string field of the table the script returned (a declaration such as
+ * verdict_cache), malloc'd; NULL when absent, with *other set when the
+ * field holds something else than a string.
+ */
+char *lua_vm_script_string(struct lua_vm *vm, int script, const char *key, bool *other);
 /* Whether the script's table has this phase function. */
 bool lua_vm_has_phase(struct lua_vm *vm, int script, const char *phase);
 /* Pushes the script's phase function and returns true, or pushes nothing. */

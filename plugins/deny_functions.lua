@@ -30,6 +30,9 @@ local function add(name)
 end
 
 return {
+  -- The verdict depends on the statement's shape and the role alone.
+  verdict_cache = "structure",
+
   init = function(options)
     if options.only ~= true then
       for _, f in ipairs(builtin) do add(f) end

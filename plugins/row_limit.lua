@@ -19,6 +19,9 @@ local function has_limit(sql)
 end
 
 return {
+  -- The rewrite keeps the statement's literals: cached per exact text.
+  verdict_cache = "text",
+
   init = function(options)
     limit = tonumber(options.limit or 1000)
     if not limit or limit < 1 then

@@ -396,6 +396,17 @@ bool lua_vm_push_phase(struct lua_vm *vm, int script, const char *phase)
 	return false;
 }
 
+char *lua_vm_script_string(struct lua_vm *vm, int script, const char *key, bool *other)
+{
+	lua_State *L = vm->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->scripts[script].phases);
+	lua_getfield(L, -1, key);
+	char *value = lua_type(L, -1) == LUA_TSTRING ? xstrdup(lua_tostring(L, -1)) : NULL;
+	*other = !value && !lua_isnil(L, -1);
+	lua_pop(L, 2);
+	return value;
+}
+
 bool lua_vm_has_phase(struct lua_vm *vm, int script, const char *phase)
 {
 	lua_State *L = vm->L;

@@ -11,6 +11,7 @@
 #include "outcome.h"
 #include "sqlinfo.h"
 #include "varcache.h"
+#include "verdict_cache.h"
 
 #include <lauxlib.h>
 #include <pg_query.h>
@@ -29,6 +30,17 @@ static struct lua_vm *vm;
 static struct sqlinfo_cache *cache;
 /* Some script of the loaded set has this phase: the others cost nothing. */
 static bool has_bind, has_complete;
+
+/* What a script's statement verdict depends on, as it declares with verdict_cache. */
+enum cache_level {
+	CACHE_NONE,      /* anything: it is asked every time */
+	CACHE_TEXT,      /* the statement's text, the user and the database */
+	CACHE_STRUCTURE, /* the same, but not the values of its literals */
+};
+static enum cache_level cache_level[LUA_VM_MAX_SCRIPTS];
+static bool has_statement[LUA_VM_MAX_SCRIPTS];
+static struct verdict_cache *verdicts;
+#define VERDICT_CACHE_ENTRIES 4096
 
 /* Per script of the loaded set, for SHOW POLICIES; they start again with a new set. */
 static struct policy_script_stats stats[LUA_VM_MAX_SCRIPTS];
@@ -77,6 +89,29 @@ static bool load_scripts(struct lua_vm *fresh, const char *list, char **err)
 	return ok;
 }
 
+/* The verdict_cache declarations of a new script set: absent, "text" or "structure". */
+static bool read_cache_levels(struct lua_vm *fresh, enum cache_level *levels, char **err)
+{
+	for (int i = 0; i < lua_vm_script_count(fresh); i++) {
+		bool other;
+		char *level = lua_vm_script_string(fresh, i, "verdict_cache", &other);
+		if (!level && !other)
+			continue;
+		if (level && strcmp(level, "text") == 0)
+			levels[i] = CACHE_TEXT;
+		else if (level && strcmp(level, "structure") == 0)
+			levels[i] = CACHE_STRUCTURE;
+		else
+			*err = xasprintf("policy_scripts: %s: verdict_cache must be \"text\" or "
+			                 "\"structure\"",
+			                 lua_vm_script_name(fresh, i));
+		free(level);
+		if (!levels[i])
+			return false;
+	}
+	return true;
+}
+
 bool policy_configure(char **err)
 {
 	if (!cf->policy_scripts) {
@@ -85,13 +120,17 @@ bool policy_configure(char **err)
 		lua_vm_free(vm);
 		vm = NULL;
 		has_bind = has_complete = false;
+		verdict_cache_free(verdicts);
+		verdicts = NULL;
 		return true;
 	}
 	struct lua_vm *fresh =
 	    lua_vm_new((size_t)cf->policy_max_memory, cf->policy_max_instructions, err);
 	if (!fresh)
 		return false;
-	if (!load_scripts(fresh, cf->policy_scripts, err)) {
+	enum cache_level levels[LUA_VM_MAX_SCRIPTS] = {0};
+	if (!load_scripts(fresh, cf->policy_scripts, err) ||
+	    !read_cache_levels(fresh, levels, err)) {
 		lua_vm_free(fresh);
 		return false;
 	}
@@ -103,10 +142,17 @@ bool policy_configure(char **err)
 	vm = fresh;
 	memset(stats, 0, sizeof(stats));
 	has_bind = has_complete = false;
+	bool caching = false;
 	for (int i = 0; i < lua_vm_script_count(vm); i++) {
 		has_bind |= lua_vm_has_phase(vm, i, "bind");
 		has_complete |= lua_vm_has_phase(vm, i, "complete");
+		has_statement[i] = lua_vm_has_phase(vm, i, "statement");
+		cache_level[i] = levels[i];
+		caching |= levels[i] != CACHE_NONE;
 	}
+	/* Verdicts of the old scripts mean nothing for the new ones. */
+	verdict_cache_free(verdicts);
+	verdicts = caching ? verdict_cache_new(VERDICT_CACHE_ENTRIES) : NULL;
 	if (!cache) {
 		sqlinfo_set_fingerprints(
 		    false); /* scripts that read it get it from stmt_lazy_field */
@@ -152,6 +198,8 @@ void policy_shutdown(void)
 	lua_vm_free(vm);
 	vm = NULL;
 	has_bind = has_complete = false;
+	verdict_cache_free(verdicts);
+	verdicts = NULL;
 	sqlinfo_cache_free(cache);
 	cache = NULL;
 	sqlinfo_shutdown();
@@ -341,6 +389,24 @@ static void deny(struct policy_result *out, const char *sqlstate, const char *fm
 }
 
 /*
+ * Keeps a verdict of a script that declared verdict_cache. An approval
+ * is a request of its own each time; a rewrite embeds the literals, so it
+ * is kept for the exact text only.
+ */
+static void remember(int s, uint8_t variant, const struct client *c, const struct sqlinfo_stmt *st,
+                     const struct lua_verdict_info *v)
+{
+	if (cache_level[s] == CACHE_NONE || v->verdict == LUA_VERDICT_APPROVE ||
+	    v->verdict == LUA_VERDICT_INVALID ||
+	    (v->verdict == LUA_VERDICT_REWRITE && cache_level[s] != CACHE_TEXT))
+		return;
+	struct cached_verdict cv = {.verdict = v->verdict, .message = v->message, .sql = v->sql};
+	if (v->sqlstate)
+		strlcpy_s(cv.sqlstate, v->sqlstate, sizeof(cv.sqlstate));
+	verdict_cache_put(verdicts, s, variant, c->user, c->dbname, st->sql, st->sql_len, &cv);
+}
+
+/*
  * One statement through every script. *sql is its text, replaced on a
  * rewrite (then analysed again). False when it is denied (*out says why).
  */
@@ -353,27 +419,44 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 	int rewrites = 0;
 	bool denied = false;
 	for (int s = 0; s < lua_vm_script_count(vm) && !denied; s++) {
-		if (!lua_vm_push_phase(vm, s, "statement"))
+		if (!has_statement[s])
 			continue;
-		push_stmt(L, st, extended);
-		push_session(L, c);
-		char *err = NULL;
 		const char *script = lua_vm_script_name(vm, s);
-		usec_t started = now_usec();
-		bool ran = lua_vm_call(vm, 2, &err);
-		stats[s].calls++;
-		stats[s].usec += (uint64_t)(now_usec() - started);
-		if (!ran) {
-			stats[s].errors++;
-			cl_log(LOG_LVL_WARNING, c, "policy: %s: %s", script, err);
-			free(err);
-			if (strcmp(cf->policy_on_error, "allow") != 0) {
-				deny(out, "42501", "statement denied: the policy could not decide");
-				denied = true;
-			}
-			continue;
+		uint8_t variant = (uint8_t)((extended ? 1 : 0) | (st->multi ? 2 : 0));
+		const struct cached_verdict *cached = NULL;
+		if (cache_level[s] != CACHE_NONE) {
+			cached = verdict_cache_get(verdicts, s, variant, c->user, c->dbname,
+			                           st->sql, st->sql_len);
 		}
-		struct lua_verdict_info v = lua_vm_take_verdict(vm);
+		struct lua_verdict_info v;
+		if (cached) {
+			stats[s].cached++;
+			v = (struct lua_verdict_info){cached->verdict, cached->message,
+			                              cached->sqlstate, cached->sql, 0};
+		} else {
+			if (!lua_vm_push_phase(vm, s, "statement"))
+				continue;
+			push_stmt(L, st, extended);
+			push_session(L, c);
+			char *err = NULL;
+			usec_t started = now_usec();
+			bool ran = lua_vm_call(vm, 2, &err);
+			stats[s].calls++;
+			stats[s].usec += (uint64_t)(now_usec() - started);
+			if (!ran) {
+				stats[s].errors++;
+				cl_log(LOG_LVL_WARNING, c, "policy: %s: %s", script, err);
+				free(err);
+				if (strcmp(cf->policy_on_error, "allow") != 0) {
+					deny(out, "42501",
+					     "statement denied: the policy could not decide");
+					denied = true;
+				}
+				continue;
+			}
+			v = lua_vm_take_verdict(vm);
+			remember(s, variant, c, st, &v);
+		}
 		switch (v.verdict) {
 		case LUA_VERDICT_NONE:
 		case LUA_VERDICT_ALLOW:

@@ -477,3 +477,46 @@ end }""")
         p.wait_log(r"done select nil rows=0 status=error sqlstate=22012")
         assert c.execute(f"select v from {table} where v = %s", [5]).fetchone()[0] == 5
         p.wait_log(r"done select SELECT rows=1 status=ok sqlstate=nil")
+
+
+def test_verdict_cache_asks_each_script_once_per_statement(pooler, tmp_path):
+    from test_admin import ADMIN, console, show
+    from conftest import default_auth_users
+    s = script(tmp_path, "cached.lua", """
+return {
+  verdict_cache = "text",
+  statement = function(stmt, session)
+    sieve.log('asked for ' .. stmt.sql .. ' by ' .. session.user)
+    if stmt.sql:find('secret') then return sieve.deny('no secrets') end
+  end,
+}""")
+    auth = default_auth_users()
+    auth[ADMIN] = ""
+    p = pooler(settings={"policy_scripts": s, "admin_users": ADMIN}, auth_users=auth)
+    with p.connect() as c:
+        for _ in range(3):
+            assert c.execute("select 1").fetchone()[0] == 1
+        for _ in range(2):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no secrets"):
+                c.execute("select 'secret'")
+    # Another role is asked about afresh: the verdict may depend on the user.
+    with p.connect(user="plainuser", password="plainpw") as c:
+        c.execute("select 1")
+    with console(p) as adm:
+        row = show(adm, "POLICIES")[0]
+    assert (row["calls"], row["cached"], row["denials"]) == ("3", "3", "2")
+    log = p.log()
+    assert log.count("asked for select 1 by trustuser") == 1
+    assert log.count("asked for select 'secret' by trustuser") == 1
+    assert log.count("asked for select 1 by plainuser") == 1
+
+
+def test_verdict_cache_declaration_is_checked(pooler, tmp_path):
+    s = script(tmp_path, "badcache.lua",
+               "return { verdict_cache = 'always', statement = function() end }")
+    p = pooler(settings={"policy_scripts": s}, start=False)
+    p.start(wait=False)
+    p.expect_exit = True
+    assert p.proc.wait(10) != 0
+    assert 'badcache.lua: verdict_cache must be "text" or "structure"' in p.log()
+    p.expect_fatal("verdict_cache must be")
