@@ -520,3 +520,66 @@ def test_verdict_cache_declaration_is_checked(pooler, tmp_path):
     assert p.proc.wait(10) != 0
     assert 'badcache.lua: verdict_cache must be "text" or "structure"' in p.log()
     p.expect_fatal("verdict_cache must be")
+
+
+# Each bundled plugin, one statement it refuses and one it lets through, in
+# the eyes of each kind of client: psql, psycopg simple and extended, asyncpg.
+PLUGIN_CASES = {
+    "guard_ddl.lua": (None, "drop table {t}", "DROP TABLE is not allowed",
+                      "select count(*) from {t}"),
+    "readonly.lua": ("return { roles = { 'trustuser' } }", "delete from {t} where v = 1",
+                     "may only read", "select count(*) from {t}"),
+    "table_acl.lua": ("return { roles = { trustuser = { ['public.{t}'] = 'read' } } }",
+                      "select count(*) from pg_catalog.pg_authid", "may not use",
+                      "select count(*) from {t}"),
+    "deny_functions.lua": ("return {}", "select pg_read_file('/etc/hostname')",
+                           "is not allowed", "select count(*) from {t}"),
+    "row_limit.lua": ("return { limit = 3 }", None, None,
+                      "select g from generate_series(1, 10) g"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLUGIN_CASES))
+@pytest.mark.parametrize("client", ["psql", "simple", "extended", "asyncpg"])
+def test_bundled_plugins_with_every_client(pooler, tmp_path, table, name, client):
+    options, denied, message, allowed = PLUGIN_CASES[name]
+    opts = options.replace("{t}", table) if options else None
+    p = policy_pooler(pooler, [plugin(name, tmp_path, opts)])
+    denied = denied and denied.format(t=table)
+    allowed = allowed.format(t=table)
+    rows_allowed = 3 if name == "row_limit.lua" else 1   # row_limit cuts 10 rows to 3
+    if client == "psql":
+        def psql(sql):
+            return subprocess.run(["psql", "-X", "-At", "-h", p.host, "-p", str(p.port),
+                                   "-U", "trustuser", "-d", "testdb", "-c", sql],
+                                  capture_output=True, text=True, timeout=30)
+        if denied:
+            out = psql(denied)
+            assert out.returncode != 0 and message in out.stderr, out.stderr
+        out = psql(allowed)
+        assert out.returncode == 0, out.stderr
+        assert len(out.stdout.split()) == rows_allowed
+    elif client in ("simple", "extended"):
+        with p.connect() as c:
+            if client == "simple":
+                run = psycopg.ClientCursor(c).execute   # binds client-side: Query messages
+            else:
+                def run(sql):
+                    return c.execute(sql, prepare=True)
+            if denied:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege, match=message):
+                    run(denied)
+            assert len(run(allowed).fetchall()) == rows_allowed
+    else:
+        async def go():
+            conn = await asyncpg.connect(host=p.host, port=p.port, user="trustuser",
+                                         database="testdb", ssl=False)
+            try:
+                if denied:
+                    with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError,
+                                       match=message):
+                        await conn.fetch(denied)
+                assert len(await conn.fetch(allowed)) == rows_allowed
+            finally:
+                await conn.close()
+        asyncio.run(go())
