@@ -37,8 +37,7 @@ void audit_login_failed(const struct client *client, const char *reason);
  * the policy's verdict (allow or rewrite, and the script that rewrote),
  * and what came of it (result, command, rows, duration, SQLSTATE).
  */
-void audit_statement(const struct client *client, const struct checked_stmt *st,
-                     const struct outcome *o);
+void audit_statement(const struct client *client, struct checked_stmt *st, const struct outcome *o);
 /* A statement the policy refused in `phase` ("statement", "bind"): it reached no server. */
 void audit_denied(const struct client *client, const char *sql, size_t len, bool extended,
                   const char *phase, const char *script, const char *sqlstate);

@@ -37,6 +37,9 @@ struct checked_stmt {
 	char *script; /* the script that rewrote it, or NULL */
 	char *text;   /* as the client sent it */
 	char *sent;   /* as the server got it: the rewrite, or text itself */
+	/* The audit log's, made on first use: a prepared statement runs many times. */
+	char *fingerprint;
+	char *normalized;
 };
 
 /* How a statement ended, for the complete phase and the audit record. */

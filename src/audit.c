@@ -278,28 +278,37 @@ void audit_disconnect(const struct client *c)
 	enqueue(r);
 }
 
-/* Fingerprint and text of a statement, as audit_query_text says. */
-static void add_text(json_t *r, const char *key, const char *text, bool fingerprint)
+/* libpg_query's fingerprint of text, or NULL. */
+static char *fingerprint_of(const char *text)
 {
-	if (fingerprint) {
-		PgQueryFingerprintResult fp = pg_query_fingerprint(text);
-		if (!fp.error && fp.fingerprint_str)
-			json_object_set_new(r, "fingerprint", json_string(fp.fingerprint_str));
-		pg_query_free_fingerprint_result(fp);
-	}
+	PgQueryFingerprintResult fp = pg_query_fingerprint(text);
+	char *s = !fp.error && fp.fingerprint_str ? xstrdup(fp.fingerprint_str) : NULL;
+	pg_query_free_fingerprint_result(fp);
+	return s;
+}
+
+/* text with its constants replaced by $n: the log shows what ran, not the data it carried. */
+static char *normalized_of(const char *text)
+{
+	PgQueryNormalizeResult nr = pg_query_normalize(text);
+	char *s = xstrdup(nr.error ? "(not parsed)" : nr.normalized_query);
+	pg_query_free_normalize_result(nr);
+	return s;
+}
+
+/* The statement's text as audit_query_text says; normalized is made when needed. */
+static void add_text(json_t *r, const char *key, const char *text, char **normalized)
+{
 	if (strcmp(cf->audit_query_text, "full") == 0) {
-		json_object_set_new(r, key, json_stringn(text, strlen(text)));
+		json_object_set_new(r, key, json_string(text));
 	} else if (strcmp(cf->audit_query_text, "normalized") == 0) {
-		/* Constants become $n: the log shows what ran, not the data it carried. */
-		PgQueryNormalizeResult nr = pg_query_normalize(text);
-		json_object_set_new(r, key,
-		                    nr.error ? json_string("(not parsed)")
-		                             : json_string(nr.normalized_query));
-		pg_query_free_normalize_result(nr);
+		if (!*normalized)
+			*normalized = normalized_of(text);
+		json_object_set_new(r, key, json_string(*normalized));
 	}
 }
 
-void audit_statement(const struct client *c, const struct checked_stmt *st, const struct outcome *o)
+void audit_statement(const struct client *c, struct checked_stmt *st, const struct outcome *o)
 {
 	if (!enabled)
 		return;
@@ -308,9 +317,16 @@ void audit_statement(const struct client *c, const struct checked_stmt *st, cons
 	json_object_set_new(r, "verdict", json_string(st->rewritten ? "rewrite" : "allow"));
 	if (st->script)
 		json_object_set_new(r, "script", json_string(st->script));
-	add_text(r, "query", st->text, true);
-	if (st->rewritten)
-		add_text(r, "rewritten", st->sent, false);
+	if (!st->fingerprint)
+		st->fingerprint = fingerprint_of(st->text);
+	if (st->fingerprint)
+		json_object_set_new(r, "fingerprint", json_string(st->fingerprint));
+	add_text(r, "query", st->text, &st->normalized);
+	if (st->rewritten) {
+		char *normalized = NULL;
+		add_text(r, "rewritten", st->sent, &normalized);
+		free(normalized);
+	}
 	json_object_set_new(r, "result", json_string(outcome_status_name(o->status)));
 	if (o->command)
 		json_object_set_new(r, "command", json_string(o->command));
@@ -334,7 +350,12 @@ void audit_denied(const struct client *c, const char *sql, size_t len, bool exte
 	if (script)
 		json_object_set_new(r, "script", json_string(script));
 	json_object_set_new(r, "sqlstate", json_string(sqlstate));
-	add_text(r, "query", text, true);
+	char *fingerprint = fingerprint_of(text), *normalized = NULL;
+	if (fingerprint)
+		json_object_set_new(r, "fingerprint", json_string(fingerprint));
+	add_text(r, "query", text, &normalized);
+	free(fingerprint);
+	free(normalized);
 	free(text);
 	enqueue(r);
 }

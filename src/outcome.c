@@ -93,6 +93,8 @@ void checked_stmt_unref(struct checked_stmt *st)
 		free(st->sent);
 	free(st->text);
 	free(st->script);
+	free(st->fingerprint);
+	free(st->normalized);
 	free(st);
 }
 
