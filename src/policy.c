@@ -407,8 +407,8 @@ static void remember(int s, uint8_t variant, const struct client *c, const struc
 }
 
 /*
- * One statement through every script. *sql is its text, replaced on a
- * rewrite (then analysed again). False when it is denied (*out says why).
+ * One statement through every script. A rewrite leaves its text in *sql
+ * (malloc'd; it is analysed again). False when it is denied (*out says why).
  */
 static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stmt *first,
                           bool extended, struct policy_result *out)
@@ -552,31 +552,36 @@ void policy_check(struct client *c, const char *sql, size_t len, bool extended,
 		if (strcmp(cf->policy_on_error, "allow") != 0)
 			deny(out, info->error_sqlstate, "%s", info->error_message);
 	} else {
-		bool changed = false;
-		char **texts = xcalloc(info->n_stmts + 1, sizeof(char *));
+		/* Rewritten statements' new texts; NULL: none was rewritten (the usual case). */
+		char **texts = NULL;
 		for (size_t i = 0; i < info->n_stmts && out->decision != POLICY_DENIED; i++) {
-			texts[i] = xstrndup(info->stmts[i].sql, info->stmts[i].sql_len);
-			char *before = xstrdup(texts[i]);
-			if (run_statement(c, &texts[i], &info->stmts[i], extended, out))
-				changed |= strcmp(before, texts[i]) != 0;
-			free(before);
+			const struct sqlinfo_stmt *st = &info->stmts[i];
+			char *rewritten = NULL;
+			if (run_statement(c, &rewritten, st, extended, out) && rewritten &&
+			    strcmp(rewritten, st->sql) != 0) {
+				if (!texts)
+					texts = xcalloc(info->n_stmts, sizeof(char *));
+				texts[i] = rewritten;
+			} else {
+				free(rewritten);
+			}
 		}
-		if (out->decision != POLICY_DENIED && changed) {
+		if (out->decision != POLICY_DENIED && texts) {
 			/* The statements, each as it now reads, in one message again. */
 			size_t total = 1;
 			for (size_t i = 0; i < info->n_stmts; i++)
-				total += strlen(texts[i]) + 2;
+				total += strlen(texts[i] ? texts[i] : info->stmts[i].sql) + 2;
 			char *joined = xmalloc(total);
 			joined[0] = '\0';
 			for (size_t i = 0; i < info->n_stmts; i++) {
 				if (i)
 					strcat(joined, "; ");
-				strcat(joined, texts[i]);
+				strcat(joined, texts[i] ? texts[i] : info->stmts[i].sql);
 			}
 			out->decision = POLICY_REWRITTEN;
 			out->sql = joined;
 		}
-		for (size_t i = 0; i < info->n_stmts; i++)
+		for (size_t i = 0; texts && i < info->n_stmts; i++)
 			free(texts[i]);
 		free(texts);
 	}
