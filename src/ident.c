@@ -14,11 +14,17 @@
 /* A file larger than this is not one either. */
 #define MAX_FILE (4 * 1024 * 1024)
 
+enum ident_kind {
+	IDENT_EXACT,
+	IDENT_REGEX,
+	IDENT_GROUP,
+};
+
 struct ident_line {
 	char *map;
-	char *system; /* exact name, or the regex source without its "/" */
+	char *system; /* exact name, regex source without its "/", or group without its "+" */
 	char *role;
-	bool is_regex;
+	enum ident_kind kind;
 	regex_t re;
 	struct ident_line *next;
 };
@@ -27,8 +33,12 @@ struct ident_map {
 	struct ident_line *lines; /* in file order: the first match wins */
 };
 
-/* Next whitespace-separated token, "double quotes" allowed; NULL at end of line. */
-static char *next_token(char **p, bool *bad)
+/*
+ * Next whitespace-separated token, "double quotes" allowed; NULL at end of
+ * line. Sets *quoted_out if it had quotes: as in PostgreSQL, "+name" in
+ * quotes is a literal name, not a group.
+ */
+static char *next_token(char **p, bool *bad, bool *quoted_out)
 {
 	char *s = *p;
 	while (*s == ' ' || *s == '\t')
@@ -45,6 +55,7 @@ static char *next_token(char **p, bool *bad)
 				continue;
 			}
 			quoted = !quoted;
+			*quoted_out = true;
 			s++;
 			continue;
 		}
@@ -68,7 +79,7 @@ void ident_free(struct ident_map *m)
 	while (m->lines) {
 		struct ident_line *l = m->lines;
 		m->lines = l->next;
-		if (l->is_regex)
+		if (l->kind == IDENT_REGEX)
 			regfree(&l->re);
 		free(l->map);
 		free(l->system);
@@ -99,8 +110,9 @@ struct ident_map *ident_parse(const char *text, const char *name, char **err)
 		char *cur = buf;
 		bool bad = false;
 		char *tok[4];
+		bool quoted[4] = {false};
 		int n = 0;
-		for (char *t; n < 4 && (t = next_token(&cur, &bad));)
+		for (char *t; n < 4 && (t = next_token(&cur, &bad, &quoted[n]));)
 			tok[n++] = t;
 		if (n == 0 && !bad)
 			continue;
@@ -109,19 +121,29 @@ struct ident_map *ident_parse(const char *text, const char *name, char **err)
 			ident_free(m);
 			return NULL;
 		}
+		enum ident_kind kind = tok[1][0] == '/'                 ? IDENT_REGEX
+		                       : tok[1][0] == '+' && !quoted[1] ? IDENT_GROUP
+		                                                        : IDENT_EXACT;
+		if (kind == IDENT_GROUP && (!tok[1][1] || strstr(tok[2], "\\1"))) {
+			*err = xasprintf("%s:%d: %s", name, lineno,
+			                 tok[1][1] ? "a +group line's ROLE cannot use \\1"
+			                           : "empty group name after +");
+			ident_free(m);
+			return NULL;
+		}
 		struct ident_line *l = xcalloc(1, sizeof(*l));
 		l->map = xstrdup(tok[0]);
-		l->is_regex = tok[1][0] == '/';
-		l->system = xstrdup(l->is_regex ? tok[1] + 1 : tok[1]);
+		l->kind = kind;
+		l->system = xstrdup(kind == IDENT_EXACT ? tok[1] : tok[1] + 1);
 		l->role = xstrdup(tok[2]);
 		*tail = l;
 		tail = &l->next;
-		if (l->is_regex) {
+		if (kind == IDENT_REGEX) {
 			int rc = regcomp(&l->re, l->system, REG_EXTENDED);
 			if (rc != 0) {
 				char why[128];
 				regerror(rc, &l->re, why, sizeof(why));
-				l->is_regex = false; /* nothing compiled to free */
+				l->kind = IDENT_EXACT; /* nothing compiled to free */
 				*err = xasprintf("%s:%d: bad regular expression /%s: %s", name,
 				                 lineno, l->system, why);
 				ident_free(m);
@@ -171,14 +193,28 @@ static bool role_matches(const char *pattern, const char *who, const regmatch_t 
 	       strcmp(role + prefix + glen, rest) == 0;
 }
 
-bool ident_allows(const struct ident_map *m, const char *map_name, const char *who,
-                  const char *role)
+static bool has_group(const char *group, const char *const *groups, size_t n_groups)
+{
+	for (size_t i = 0; i < n_groups; i++)
+		if (strcmp(groups[i], group) == 0)
+			return true;
+	return false;
+}
+
+bool ident_allows_groups(const struct ident_map *m, const char *map_name, const char *who,
+                         const char *const *groups_of_who, size_t n_groups, const char *role)
 {
 	for (const struct ident_line *l = m ? m->lines : NULL; l; l = l->next) {
 		if (strcmp(l->map, map_name) != 0)
 			continue;
-		if (!l->is_regex) {
+		if (l->kind == IDENT_EXACT) {
 			if (strcmp(l->system, who) == 0 && strcmp(l->role, role) == 0)
+				return true;
+			continue;
+		}
+		if (l->kind == IDENT_GROUP) {
+			if (strcmp(l->role, role) == 0 &&
+			    has_group(l->system, groups_of_who, n_groups))
 				return true;
 			continue;
 		}
@@ -189,4 +225,10 @@ bool ident_allows(const struct ident_map *m, const char *map_name, const char *w
 			return true;
 	}
 	return false;
+}
+
+bool ident_allows(const struct ident_map *m, const char *map_name, const char *who,
+                  const char *role)
+{
+	return ident_allows_groups(m, map_name, who, NULL, 0, role);
 }

@@ -1,6 +1,7 @@
 /*
  * ident.c: parsing pg_ident.conf-style maps (quotes, comments, errors
- * with file:line) and the matching rules (exact, regex, \1, map names).
+ * with file:line) and the matching rules (exact, regex, \1, +group, map
+ * names).
  */
 #include "ident.h"
 #include "unit.h"
@@ -70,12 +71,46 @@ static void test_regex(void)
 	CHECK(!ident_allows(NULL, "corp", "alice", "alice"));
 }
 
+static void test_groups(void)
+{
+	struct ident_map *m = parse_ok("oidc +dba        admin\n"
+	                               "oidc +analysts   reader\n"
+	                               "oidc \"+literal\" lit\n"
+	                               "oidc /^(.*)@corp\\.example$ \\1\n"
+	                               "other +dba       other_admin\n");
+	const char *dba[] = {"staff", "dba"};
+	const char *analyst[] = {"analysts"};
+	CHECK(ident_allows_groups(m, "oidc", "alice", dba, 2, "admin"));
+	CHECK(!ident_allows_groups(m, "oidc", "alice", dba, 2, "reader"));
+	CHECK(!ident_allows_groups(m, "oidc", "alice", dba, 1, "admin")); /* only "staff" */
+	CHECK(ident_allows_groups(m, "oidc", "bob", analyst, 1, "reader"));
+	CHECK(!ident_allows_groups(m, "oidc", "bob", analyst, 1, "admin"));
+	CHECK(!ident_allows_groups(m, "oidc", "bob", NULL, 0, "reader"));
+	CHECK(ident_allows_groups(m, "other", "alice", dba, 2, "other_admin"));
+	CHECK(!ident_allows_groups(m, "other", "alice", dba, 2, "admin"));
+	/* the group is not a name: "dba" as an identity gets nothing */
+	CHECK(!ident_allows(m, "oidc", "dba", "admin"));
+	CHECK(!ident_allows(m, "oidc", "+dba", "admin"));
+	/* quoted, "+literal" is an exact name, not a group */
+	CHECK(ident_allows(m, "oidc", "+literal", "lit"));
+	const char *literal[] = {"literal"};
+	CHECK(!ident_allows_groups(m, "oidc", "carol", literal, 1, "lit"));
+	/* regex and exact lines behave as before, with or without groups */
+	CHECK(ident_allows_groups(m, "oidc", "dave@corp.example", dba, 2, "dave"));
+	CHECK(ident_allows(m, "oidc", "dave@corp.example", "dave"));
+	CHECK(!ident_allows_groups(m, "oidc", "dave@corp.example", dba, 2, "alice"));
+	ident_free(m);
+	CHECK(!ident_allows_groups(NULL, "oidc", "alice", dba, 2, "admin"));
+}
+
 static void test_errors(void)
 {
 	check_error("ops alice\n", "ident.conf:1: expected MAPNAME SYSTEM-NAME ROLE");
 	check_error("ok a b\nops a b c\n", "ident.conf:2:");
 	check_error("ops \"unterminated b\n", "ident.conf:1:");
 	check_error("ops /(unclosed b\n", "ident.conf:1: bad regular expression");
+	check_error("ops +dba app_\\1\n", "ident.conf:1: a +group line's ROLE cannot use \\1");
+	check_error("ops + admin\n", "ident.conf:1: empty group name");
 	char *big = xmalloc(5000);
 	memset(big, 'x', 4999);
 	big[4999] = '\0';
@@ -91,6 +126,7 @@ int main(void)
 {
 	test_exact();
 	test_regex();
+	test_groups();
 	test_errors();
 	return unit_summary("test_ident");
 }
