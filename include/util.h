@@ -37,6 +37,12 @@ char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
 /* Copies at most size-1 bytes and always terminates; returns strlen(src). */
 size_t strlcpy_s(char *dst, const char *src, size_t size);
+/*
+ * The same for text from outside (a token's claims, a key's id) bound for
+ * a log line: bytes other than printable ASCII become '?', so no newline
+ * or escape sequence gets into the log.
+ */
+size_t strlcpy_printable(char *dst, const char *src, size_t size);
 
 /* Compares two byte strings without leaking where they differ. */
 bool secure_equal(const void *a, const void *b, size_t n);

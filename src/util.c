@@ -76,6 +76,15 @@ size_t strlcpy_s(char *dst, const char *src, size_t size)
 	return len;
 }
 
+size_t strlcpy_printable(char *dst, const char *src, size_t size)
+{
+	size_t len = strlcpy_s(dst, src, size);
+	for (char *p = dst; size && *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	return len;
+}
+
 bool secure_equal(const void *a, const void *b, size_t n)
 {
 	const volatile unsigned char *x = a, *y = b;
