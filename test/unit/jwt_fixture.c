@@ -117,3 +117,60 @@ char *fx_jwk(EVP_PKEY *key, const char *kid, const char *extra)
 	free(kid_member);
 	return jwk;
 }
+
+char *fx_sign(jwt_alg_t alg, const unsigned char *key, size_t key_len, const char *kid,
+              const char *claims_json)
+{
+	jwt_t *jwt = NULL;
+	NEED(jwt_new(&jwt) == 0);
+	NEED(jwt_add_grants_json(jwt, claims_json) == 0);
+	if (kid)
+		NEED(jwt_add_header(jwt, "kid", kid) == 0);
+	NEED(jwt_set_alg(jwt, alg, key, (int)key_len) == 0);
+	char *token = jwt_encode_str(jwt);
+	NEED(token);
+	jwt_free(jwt);
+	return token;
+}
+
+char *fx_sign_key(EVP_PKEY *key, jwt_alg_t alg, const char *kid, const char *claims_json)
+{
+	char *pem = fx_private_pem(key);
+	char *token = fx_sign(alg, (const unsigned char *)pem, strlen(pem), kid, claims_json);
+	free(pem);
+	return token;
+}
+
+static char *signing_input(const char *header_json, const char *payload_json)
+{
+	char *h = fx_b64url(header_json, strlen(header_json));
+	char *p = fx_b64url(payload_json, strlen(payload_json));
+	char *s = xasprintf("%s.%s", h, p);
+	free(h);
+	free(p);
+	return s;
+}
+
+char *fx_build(const char *header_json, const char *payload_json, const char *sig)
+{
+	char *input = signing_input(header_json, payload_json);
+	char *token = xasprintf("%s.%s", input, sig);
+	free(input);
+	return token;
+}
+
+char *fx_build_rs256(EVP_PKEY *key, const char *header_json, const char *payload_json)
+{
+	char *input = signing_input(header_json, payload_json);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char sig[1024];
+	size_t sig_len = sizeof(sig);
+	NEED(md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) == 1);
+	NEED(EVP_DigestSign(md, sig, &sig_len, (unsigned char *)input, strlen(input)) == 1);
+	EVP_MD_CTX_free(md);
+	char *b64 = fx_b64url(sig, sig_len);
+	char *token = xasprintf("%s.%s", input, b64);
+	free(b64);
+	free(input);
+	return token;
+}
