@@ -21,6 +21,7 @@ struct auth_state;
 struct pool_user;
 struct prepared_client;
 struct outcome_client;
+struct token_identity;
 
 /* What a console command (PAUSE, WAIT_CLOSE) waits for before it answers. */
 enum admin_wait {
@@ -74,6 +75,7 @@ struct client {
 	struct server *auth_server;       /* running our auth_query */
 	struct prepared_client *prepared; /* its prepared statement names (transaction pooling) */
 	struct outcome_client *outcome;   /* its statements' names and answers due (outcome.h) */
+	struct token_identity *identity;  /* who logged in with a token (oidc, oauth), or NULL */
 	bool policy_checked; /* the message at the head of its input has been through the policy */
 	bool skip_to_sync;   /* a Parse was refused with no server: drop up to Sync */
 };
@@ -104,6 +106,9 @@ void client_fail(struct client *client, const char *sqlstate, const char *fmt, .
 void client_reap(void);
 /* Closes without a message. */
 void client_close(struct client *client, const char *reason);
+
+/* A verified token's identity is the client's from now on (takes it over). */
+void client_set_identity(struct client *client, struct token_identity *id);
 
 /* Auth exchange finished successfully (called by auth.c). */
 void client_auth_done(struct client *client);

@@ -32,6 +32,8 @@ enum auth_type {
 	AUTH_TYPE_HBA,
 	AUTH_TYPE_PEER,
 	AUTH_TYPE_REJECT, /* only as an hba method */
+	AUTH_TYPE_OIDC,   /* a JWT as the password, in a cleartext exchange */
+	AUTH_TYPE_OAUTH,  /* a JWT in SASL OAUTHBEARER, as PostgreSQL 18 */
 };
 
 /* client_tls_sslmode and server_tls_sslmode, weakest first: ">=" reads "at least". */
@@ -251,6 +253,24 @@ struct config {
 	char *audit_file;       /* NULL: none */
 	char *audit_query_text; /* full | normalized | none */
 	bool audit_syslog;
+
+	/* Token logins (pgsieve's own): auth_type oidc / oauth. */
+	char *oidc_issuer;   /* NULL: not configured */
+	char *oidc_audience; /* NULL: not configured */
+	char *oidc_jwks_file;
+	char *oidc_jwks_url;
+	char *oidc_jwks_ca_file; /* NULL: the system's CAs */
+	usec_t oidc_jwks_min_refresh;
+	usec_t oidc_jwks_refresh;
+	char *oidc_algorithms;
+	usec_t oidc_leeway;
+	char *oidc_required_scopes; /* NULL: none */
+	char *oidc_user_claim;
+	char *oidc_groups_claim;
+	char *oidc_ident_map; /* NULL: the hba line's map, else identity = role */
+	bool oidc_enforce_expiry;
+	bool oidc_allow_insecure_transport;
+	char *identity_propagation; /* off | application_name | guc */
 
 	/* The policy pipeline (pgsieve's own). */
 	char *policy_scripts; /* "path[:options], ..." in order; NULL = no policy */

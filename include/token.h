@@ -1,6 +1,6 @@
 /*
- * Verifying a JWT access token from an identity provider (RFC 7519,
- * RFC 9068) against a JWKS, and reading who it speaks for.
+ * Verifying a JWT (RFC 7519) from an identity provider against its JWKS,
+ * and reading who it speaks for.
  *
  * The JOSE header is read here, strictly, before libjwt sees the token:
  * libjwt 1.x verifies with whatever alg the header names, so handed a
@@ -43,8 +43,7 @@
 /* One outcome per reason a token is refused; messages say more. */
 enum token_result {
 	TOKEN_OK,
-	TOKEN_MALFORMED, /* not three base64url segments of JSON objects; a claim of the wrong type
-	                  */
+	TOKEN_MALFORMED,       /* bad segments, base64url or JSON; a claim of the wrong type */
 	TOKEN_UNSUPPORTED,     /* a crit header or a typ other than JWT */
 	TOKEN_ALG_NOT_ALLOWED, /* none, HS*, unknown, not allowed, or not fitting the key */
 	TOKEN_UNKNOWN_KID,     /* no key in the set for the header's kid */

@@ -25,7 +25,10 @@ const char *varcache_name(int i);
 /* Index of a tracked parameter (case-insensitive), or -1. */
 int varcache_index(const char *name);
 
-/* Records a value if name is tracked; returns whether it changed. */
+/* The setting identity_propagation = guc keeps up to date on each server. */
+#define VARCACHE_IDENTITY "pgsieve.identity"
+
+/* Records a value if name is tracked (NULL: unknown again); returns whether it changed. */
 bool varcache_set(struct varcache *vc, const char *name, const char *value);
 const char *varcache_get(const struct varcache *vc, int i);
 void varcache_free(struct varcache *vc);

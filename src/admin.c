@@ -13,6 +13,8 @@
 #include "log.h"
 #include "params.h"
 #include "pool.h"
+#include "oidc.h"
+#include "token.h"
 #include "policy.h"
 #include "pooler.h"
 #include "prepared.h"
@@ -402,6 +404,10 @@ static void cmd_set(struct client *c, const char *sql)
 		tls_install(t);
 	/* The scripts are compiled again with the new value, or the value is undone. */
 	if (strncmp(key, "policy_", 7) == 0 && !policy_configure(&err)) {
+		undo_set(c, key, old, err);
+		return;
+	}
+	if (strncmp(key, "oidc_", 5) == 0 && !oidc_configure(&err)) {
 		undo_set(c, key, old, err);
 		return;
 	}
@@ -872,6 +878,7 @@ static const uint32_t socket_types[] = {T, T, T, T, T, T, I, T, I, T, T, I, I, I
 
 struct socket_view {
 	const char *type, *user, *database, *state, *addr, *app;
+	const char *identity; /* SHOW CLIENTS' extra column */
 	int port, remote_pid;
 	usec_t connect_time, request_time, wait;
 	bool close_needed;
@@ -935,7 +942,8 @@ static void socket_row(struct result *r, const struct socket_view *v, bool debug
 	    num((long long)out_len),
 	    num((long long)in_len),
 	    num((long long)out_len)};
-	(void)debug;
+	if (!debug && v->type[0] == 'C')
+		vals[21] = v->identity; /* SHOW CLIENTS: in place of SHOW SOCKETS' columns */
 	result_row(r, vals);
 }
 
@@ -974,6 +982,7 @@ static void client_view(const struct client *cl, struct socket_view *v, usec_t n
 	v->app = app >= 0 && varcache_get(&cl->vars, app) ? varcache_get(&cl->vars, app) : "";
 	v->id = cl->id;
 	v->prepared = prepared_client_count(cl);
+	v->identity = cl->identity ? cl->identity->identity : NULL;
 	v->sb = &cl->sb;
 }
 
@@ -1016,10 +1025,23 @@ static void server_view(const struct server *s, struct socket_view *v)
 	v->sb = &s->sb;
 }
 
+/* SHOW CLIENTS: PgBouncer's columns, then who logged in with a token. */
+static const char *const client_names[] = {
+    "type",         "user",       "database",   "replication",      "state",
+    "addr",         "port",       "local_addr", "local_port",       "connect_time",
+    "request_time", "wait",       "wait_us",    "close_needed",     "ptr",
+    "link",         "remote_pid", "tls",        "application_name", "prepared_statements",
+    "id",           "identity"};
+static const uint32_t client_types[] = {T, T, T, T, T, T, I, T, I, T, T,
+                                        I, I, I, T, T, I, T, T, I, I, T};
+
 static void show_clients(struct client *c, bool debug, bool only_active)
 {
 	struct result r;
-	result_begin(&r, debug ? 28 : 21, socket_names, socket_types);
+	if (debug)
+		result_begin(&r, 28, socket_names, socket_types);
+	else
+		result_begin(&r, 22, client_names, client_types);
 	usec_t now = now_usec();
 	struct list_node *it;
 	list_for_each(it, &all_clients)
@@ -1246,6 +1268,30 @@ static void show_policies(struct client *c)
 	result_send(c, &r, "SHOW");
 }
 
+/* pgsieve's own: the token logins' key set, its last load or fetch, and the verdicts. */
+static void show_oidc(struct client *c)
+{
+	static const char *const names[] = {"source",     "keys",    "loaded_at",
+	                                    "fetched_at", "result",  "fetches",
+	                                    "accepted",   "refused", "waiting"};
+	static const uint32_t types[] = {T, I, T, T, T, I, I, I, I};
+	struct oidc_status st;
+	oidc_get_status(&st);
+	char loaded[40] = "", fetched[40] = "";
+	if (st.loaded_at)
+		timestamp(st.loaded_at, loaded, sizeof(loaded));
+	if (st.fetched_at)
+		timestamp(st.fetched_at, fetched, sizeof(fetched));
+	struct result r;
+	result_begin(&r, 9, names, types);
+	result_row(&r, (const char *const[]){
+	                   st.source, num((long long)st.keys), st.loaded_at ? loaded : NULL,
+	                   st.fetched_at ? fetched : NULL, st.result, num((long long)st.fetches),
+	                   num((long long)st.accepted), num((long long)st.refused),
+	                   num((long long)st.waiting)});
+	result_send(c, &r, "SHOW");
+}
+
 static bool admin_show(struct client *c, const char *what)
 {
 	if (strcasecmp(what, "databases") == 0)
@@ -1280,6 +1326,8 @@ static bool admin_show(struct client *c, const char *what)
 		show_policies(c);
 	else if (strcasecmp(what, "audit") == 0)
 		show_audit(c);
+	else if (strcasecmp(what, "oidc") == 0)
+		show_oidc(c);
 	else if (strcasecmp(what, "dns_hosts") == 0)
 		show_dns_hosts(c);
 	else if (strcasecmp(what, "dns_zones") == 0)

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "outcome.h"
+#include "token.h"
 #include "varcache.h"
 
 #include <errno.h>
@@ -246,16 +247,38 @@ static json_t *record(const char *event, const struct client *c)
 	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(now % USEC_PER_SEC / 1000));
 	int app = varcache_index("application_name");
 	const char *name = app >= 0 ? varcache_get(&c->vars, app) : NULL;
-	return json_pack("{s:s, s:s, s:I, s:s, s:i, s:s?, s:s?, s:s?}", "time", when, "event",
-	                 event, "session", (json_int_t)c->id, "client_addr", c->addr_str,
-	                 "client_port", c->port, "database", c->dbname, "user", c->user,
-	                 "application_name", name);
+	json_t *r =
+	    json_pack("{s:s, s:s, s:I, s:s, s:i, s:s?, s:s?, s:s?}", "time", when, "event", event,
+	              "session", (json_int_t)c->id, "client_addr", c->addr_str, "client_port",
+	              c->port, "database", c->dbname, "user", c->user, "application_name", name);
+	if (r && c->identity) {
+		json_object_set_new(r, "identity", json_string(c->identity->identity));
+		/* An agent acting for a person (RFC 8693): both are who acted. */
+		json_t *act =
+		    c->identity->claims ? json_object_get(c->identity->claims, "act") : NULL;
+		if (act)
+			json_object_set(r, "act", act);
+	}
+	return r;
 }
 
 void audit_connect(const struct client *c)
 {
-	if (enabled)
-		enqueue(record("connect", c));
+	if (!enabled)
+		return;
+	json_t *r = record("connect", c);
+	const struct token_identity *id = c->identity;
+	if (id) {
+		/* Which token: its issuer and id, never the token itself. */
+		json_object_set_new(r, "issuer", json_string(id->issuer));
+		if (id->jti)
+			json_object_set_new(r, "jti", json_string(id->jti));
+		json_t *groups = json_array();
+		for (size_t i = 0; i < id->n_groups; i++)
+			json_array_append_new(groups, json_string(id->groups[i]));
+		json_object_set_new(r, "groups", groups);
+	}
+	enqueue(r);
 }
 
 void audit_login_failed(const struct client *c, const char *reason)

@@ -37,7 +37,9 @@
 #include "proto.h"
 #include "scram.h"
 #include "server.h"
+#include "oidc.h"
 #include "tls.h"
+#include "token.h"
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -50,11 +52,16 @@
 
 enum auth_step {
 	STEP_NONE,
-	STEP_QUERY,         /* waiting for auth_query */
-	STEP_CLEARTEXT,     /* sent AuthenticationCleartextPassword */
-	STEP_MD5,           /* sent AuthenticationMD5Password */
-	STEP_SCRAM_INITIAL, /* sent AuthenticationSASL */
-	STEP_SCRAM_FINAL,   /* sent AuthenticationSASLContinue */
+	STEP_QUERY,          /* waiting for auth_query */
+	STEP_CLEARTEXT,      /* sent AuthenticationCleartextPassword */
+	STEP_MD5,            /* sent AuthenticationMD5Password */
+	STEP_SCRAM_INITIAL,  /* sent AuthenticationSASL */
+	STEP_SCRAM_FINAL,    /* sent AuthenticationSASLContinue */
+	STEP_TOKEN,          /* oidc: sent AuthenticationCleartextPassword for the token */
+	STEP_OAUTH_INITIAL,  /* oauth: sent AuthenticationSASL (OAUTHBEARER) */
+	STEP_OAUTH_RESPONSE, /* oauth: sent an empty challenge for the client's response */
+	STEP_OAUTH_FAILED,   /* oauth: sent the error reply, waiting for the client's kvsep */
+	STEP_VERIFYING,      /* the token waits for the key set */
 };
 
 struct auth_state {
@@ -126,6 +133,8 @@ void auth_free(struct client *c)
 	if (!a)
 		return;
 	scram_server_reset(&a->scram);
+	if (a->step == STEP_VERIFYING)
+		oidc_forget(c);
 	if (a->secret) {
 		OPENSSL_cleanse(a->secret, strlen(a->secret));
 		free(a->secret);
@@ -256,6 +265,206 @@ static bool peer_os_user(const struct client *c, char *name, size_t len)
 	return strlcpy_s(name, found->pw_name, len) < len;
 }
 
+/* Token logins */
+
+/* The same answer whatever was wrong with the token: the log says what. */
+static void fail_token(struct client *c, const char *why)
+{
+	cl_log(LOG_LVL_LOG, c, "login failed: token: %s", why);
+	audit_login_failed(c, "token authentication failed");
+	client_fail(c, "28000", "token authentication failed for user \"%s\"", c->user);
+}
+
+/* A client that sent no token (discovery) or a bad one over OAUTHBEARER learns where to get one. */
+static void oauth_error_reply(struct client *c)
+{
+	char *reply = oidc_discovery_reply();
+	c->auth->step = STEP_OAUTH_FAILED;
+	send_auth(c, AUTH_REQ_SASL_CONTINUE, reply, strlen(reply));
+	free(reply);
+}
+
+static void token_verdict(struct client *c, struct token_identity *id, const char *why)
+{
+	struct auth_state *a = c->auth;
+	enum auth_type method = a->method;
+	a->step = STEP_NONE;
+	if (!id) {
+		if (method == AUTH_TYPE_OAUTH) {
+			cl_log(LOG_LVL_LOG, c, "token refused: %s", why);
+			oauth_error_reply(c);
+		} else {
+			fail_token(c, why);
+		}
+		return;
+	}
+	char who[256], iss[256], jti[80];
+	strlcpy_printable(who, id->identity, sizeof(who));
+	strlcpy_printable(iss, id->issuer ? id->issuer : "", sizeof(iss));
+	strlcpy_printable(jti, id->jti ? id->jti : "-", sizeof(jti));
+	const char *map = a->map ? a->map : cf->oidc_ident_map;
+	bool allowed = map ? ident_map && ident_allows_groups(ident_map, map, id->identity,
+	                                                      id->groups, id->n_groups, c->user)
+	                   : strcmp(id->identity, c->user) == 0;
+	if (!allowed) {
+		char *reason =
+		    xasprintf("identity \"%s\" (iss %s, jti %s) may not log in as %s%s%s", who, iss,
+		              jti, c->user, map ? " by map " : "", map ? map : "");
+		token_identity_clear(id);
+		free(id);
+		fail_token(c, reason);
+		free(reason);
+		return;
+	}
+	cl_log(LOG_LVL_LOG, c, "token login: identity \"%s\", iss %s, jti %s", who, iss, jti);
+	client_set_identity(c, id);
+	succeed(c);
+}
+
+static void take_token(struct client *c, const char *token, size_t len)
+{
+	c->auth->step = STEP_VERIFYING;
+	oidc_verify(c, token, len, token_verdict);
+}
+
+static void begin_token_exchange(struct client *c, enum auth_type m)
+{
+	struct auth_state *a = c->auth;
+	const char *missing = oidc_not_ready();
+	if (missing) {
+		cl_log(LOG_LVL_ERROR, c, "token login impossible: %s", missing);
+		client_fail(c, "08P01", "bouncer config error");
+		return;
+	}
+	if ((a->map || cf->oidc_ident_map) && !ident_map) {
+		cl_log(LOG_LVL_ERROR, c,
+		       "token login impossible: an ident map is named but "
+		       "auth_ident_file is not set");
+		client_fail(c, "08P01", "bouncer config error");
+		return;
+	}
+	/* A token is a bearer credential: in clear on the network anyone could replay it. */
+	if (!c->sb.is_unix && !sbuf_is_tls(&c->sb) && !cf->oidc_allow_insecure_transport) {
+		cl_log(LOG_LVL_LOG, c, "login refused: token over an unencrypted connection");
+		audit_login_failed(c, "token over an unencrypted connection");
+		client_fail(c, "28000", "token authentication requires TLS or the unix socket");
+		return;
+	}
+	if (m == AUTH_TYPE_OIDC) {
+		a->step = STEP_TOKEN;
+		send_auth(c, AUTH_REQ_CLEARTEXT, NULL, 0);
+	} else {
+		a->step = STEP_OAUTH_INITIAL;
+		static const char mechs[] = "OAUTHBEARER\0";
+		send_auth(c, AUTH_REQ_SASL, mechs, sizeof(mechs));
+	}
+}
+
+/*
+ * An OAUTHBEARER client response (RFC 7628 section 3.1): "n,," then kvsep
+ * (0x01), key=value pairs each ended by kvsep, and a final kvsep. Its
+ * auth value: "Bearer <token>", or empty when the client asks where to
+ * get a token. NULL if the message is malformed.
+ */
+static const char *oauth_auth_value(char *msg, size_t len)
+{
+	if (strlen(msg) != len || len < 4 || (msg[0] != 'n' && msg[0] != 'y') || msg[1] != ',')
+		return NULL;
+	char *p = msg + 2;
+	if (*p++ != ',' || *p++ != '\x01')
+		return NULL; /* an authzid is not supported */
+	const char *auth = NULL;
+	while (*p) {
+		char *end = strchr(p, '\x01');
+		if (!end)
+			return NULL;
+		*end = '\0';
+		if (end == p)
+			return end[1] == '\0' && auth ? auth : NULL; /* the final kvsep */
+		char *eq = strchr(p, '=');
+		if (!eq || eq == p)
+			return NULL;
+		*eq = '\0';
+		if (strcmp(p, "auth") == 0) {
+			if (auth)
+				return NULL;
+			auth = eq + 1;
+		}
+		p = end + 1;
+	}
+	return NULL;
+}
+
+static void oauth_step(struct client *c, const uint8_t *body, size_t len)
+{
+	struct auth_state *a = c->auth;
+	struct pkt_reader r;
+	pr_init(&r, body, len);
+	size_t n;
+	const uint8_t *data;
+	if (a->step == STEP_OAUTH_INITIAL) {
+		const char *mech = pr_string(&r);
+		uint32_t dlen = pr_uint32(&r);
+		if (r.bad || strcmp(mech, "OAUTHBEARER") != 0) {
+			client_fail(c, "08P01",
+			            "client selected an invalid SASL authentication mechanism");
+			return;
+		}
+		if (dlen == 0xffffffffu && pr_left(&r) == 0) {
+			/* No initial response: an empty challenge asks for it. */
+			a->step = STEP_OAUTH_RESPONSE;
+			send_auth(c, AUTH_REQ_SASL_CONTINUE, NULL, 0);
+			return;
+		}
+		if (dlen != pr_left(&r)) {
+			client_fail(c, "08P01", "malformed SASLInitialResponse");
+			return;
+		}
+		n = dlen;
+	} else {
+		n = pr_left(&r);
+	}
+	data = pr_bytes(&r, n);
+	if (a->step == STEP_OAUTH_FAILED) {
+		/* After the error reply the only answer is a lone kvsep; either way it ends here.
+		 */
+		if (n != 1 || data[0] != '\x01')
+			client_fail(c, "08P01", "malformed OAUTHBEARER message");
+		else
+			fail_token(c, "no valid bearer token");
+		return;
+	}
+	char *msg = xmalloc(n + 1);
+	memcpy(msg, data, n);
+	msg[n] = '\0';
+	const char *auth = oauth_auth_value(msg, n);
+	if (!auth) {
+		OPENSSL_cleanse(msg, n);
+		free(msg);
+		client_fail(c, "08P01", "malformed OAUTHBEARER message");
+		return;
+	}
+	if (!*auth) {
+		cl_log(LOG_LVL_DEBUG, c, "OAUTHBEARER discovery");
+		OPENSSL_cleanse(msg, n);
+		free(msg);
+		oauth_error_reply(c);
+		return;
+	}
+	if (strncasecmp(auth, "Bearer ", 7) != 0) {
+		OPENSSL_cleanse(msg, n);
+		free(msg);
+		fail_token(c, "not a Bearer token");
+		return;
+	}
+	const char *token = auth + 7;
+	while (*token == ' ')
+		token++;
+	take_token(c, token, strlen(token));
+	OPENSSL_cleanse(msg, n);
+	free(msg);
+}
+
 static void begin_exchange(struct client *c)
 {
 	struct auth_state *a = c->auth;
@@ -351,6 +560,10 @@ static void begin_exchange(struct client *c)
 		succeed(c);
 		return;
 	}
+	case AUTH_TYPE_OIDC:
+	case AUTH_TYPE_OAUTH:
+		begin_token_exchange(c, m);
+		return;
 	case AUTH_TYPE_REJECT:
 		cl_log(LOG_LVL_LOG, c, "login rejected by hba");
 		audit_login_failed(c, "rejected by hba");
@@ -654,8 +867,23 @@ void auth_handle_password(struct client *c, const uint8_t *body, size_t len)
 	case STEP_SCRAM_FINAL:
 		scram_step(c, body, len);
 		return;
+	case STEP_TOKEN: {
+		const char *token = (const char *)body;
+		if (len == 0 || strlen(token) + 1 != len || !*token) {
+			client_fail(c, "08P01", "malformed password packet");
+			return;
+		}
+		take_token(c, token, len - 1);
+		return;
+	}
+	case STEP_OAUTH_INITIAL:
+	case STEP_OAUTH_RESPONSE:
+	case STEP_OAUTH_FAILED:
+		oauth_step(c, body, len);
+		return;
 	case STEP_NONE:
 	case STEP_QUERY:
+	case STEP_VERIFYING:
 		break;
 	}
 	client_fail(c, "08P01", "unexpected password message");

@@ -28,6 +28,7 @@
 #include "proto.h"
 #include "server.h"
 #include "tls.h"
+#include "token.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +38,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 struct list_node all_clients = LIST_INIT(all_clients);
@@ -147,9 +149,22 @@ static void free_client(struct client *c)
 	prepared_client_free(c);
 	outcome_client_free(c);
 	policy_client_gone(c);
+	if (c->identity) {
+		token_identity_clear(c->identity);
+		free(c->identity);
+	}
 	free(c->user);
 	free(c->dbname);
 	free(c);
+}
+
+void client_set_identity(struct client *c, struct token_identity *id)
+{
+	if (c->identity) {
+		token_identity_clear(c->identity);
+		free(c->identity);
+	}
+	c->identity = id;
 }
 
 void client_close(struct client *c, const char *reason)
@@ -478,6 +493,12 @@ void client_auth_done(struct client *c)
 {
 	if (cf->log_connections)
 		cl_log(LOG_LVL_LOG, c, "login ok");
+	/* identity_propagation: who this is, in what PostgreSQL's logs and pgaudit see. */
+	const char *who = c->identity ? c->identity->identity : NULL;
+	if (strcmp(cf->identity_propagation, "guc") == 0)
+		varcache_set(&c->vars, VARCACHE_IDENTITY, who ? who : "");
+	else if (who && strcmp(cf->identity_propagation, "application_name") == 0)
+		varcache_set(&c->vars, "application_name", who);
 	/* pool_client_logged_in() moves it to its pool and may call client_welcome(). */
 	c->state = CL_WELCOME;
 	list_del(&c->node);
@@ -689,6 +710,20 @@ static void note_close(struct client *c, uint32_t body_len)
 	c->policy_checked = true;
 }
 
+/*
+ * oidc_enforce_expiry: a session whose token has expired ends at its next
+ * request between transactions (never in the middle of one).
+ */
+static bool token_expired(const struct client *c)
+{
+	if (!c->identity || !c->identity->exp || !cf->oidc_enforce_expiry)
+		return false;
+	const struct server *s = c->server;
+	if (s && (s->tx_status != 'I' || s->expect_ready > 0))
+		return false;
+	return (int64_t)time(NULL) > (int64_t)c->identity->exp + cf->oidc_leeway / USEC_PER_SEC;
+}
+
 static bool client_process(struct client *c)
 {
 	struct evbuffer *in = c->sb.in;
@@ -752,6 +787,12 @@ static bool client_process(struct client *c)
 			/* Not a frontend message: the stream is garbage, not worth forwarding. */
 			cl_log(LOG_LVL_WARNING, c, "unknown pkt from client: %u/0x%x", type, type);
 			client_fail(c, "08P01", "unknown pkt");
+			return false;
+		}
+		if ((type == 'Q' || type == 'P') && token_expired(c)) {
+			client_fail(
+			    c, "28000",
+			    "the token of this session has expired: log in again with a new one");
 			return false;
 		}
 		bool tracking = prepared_tracking(c->pool);

@@ -127,6 +127,8 @@ static const struct setting settings[] = {
     TIME("dns_max_ttl", FIELD(dns_max_ttl), "15", 0),
     TIME("dns_nxdomain_ttl", FIELD(dns_nxdomain_ttl), "15", 0),
     TIME("dns_zone_check_period", FIELD(dns_zone_check_period), "0", 0),
+    CHOICE("identity_propagation", FIELD(identity_propagation), "off", SF_NO_RELOAD,
+           "off|application_name|guc"),
     TIME("idle_transaction_timeout", FIELD(idle_transaction_timeout), "0", 0),
     STR("ignore_startup_parameters", FIELD(ignore_startup_parameters), "", 0),
     STR("job_name", NO_FIELD, "pgbouncer", SF_NO_RELOAD | SF_NOT_HERE),
@@ -148,6 +150,21 @@ static const struct setting settings[] = {
     INT("max_user_connections", FIELD(max_user_connections), "0", 0, 0, INT_MAX),
     STR("metrics_listen", FIELD(metrics_listen), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     INT("min_pool_size", FIELD(min_pool_size), "0", 0, 0, INT_MAX),
+    STR("oidc_algorithms", FIELD(oidc_algorithms), "RS256, ES256", 0),
+    BOOL("oidc_allow_insecure_transport", FIELD(oidc_allow_insecure_transport), "0", 0),
+    STR("oidc_audience", FIELD(oidc_audience), "", SF_EMPTY_NULL),
+    BOOL("oidc_enforce_expiry", FIELD(oidc_enforce_expiry), "0", 0),
+    STR("oidc_groups_claim", FIELD(oidc_groups_claim), "groups", 0),
+    STR("oidc_ident_map", FIELD(oidc_ident_map), "", SF_EMPTY_NULL),
+    STR("oidc_issuer", FIELD(oidc_issuer), "", SF_EMPTY_NULL),
+    STR("oidc_jwks_ca_file", FIELD(oidc_jwks_ca_file), "", SF_EMPTY_NULL),
+    STR("oidc_jwks_file", FIELD(oidc_jwks_file), "", SF_EMPTY_NULL),
+    TIME("oidc_jwks_min_refresh", FIELD(oidc_jwks_min_refresh), "60", 0),
+    TIME("oidc_jwks_refresh", FIELD(oidc_jwks_refresh), "300", 0),
+    STR("oidc_jwks_url", FIELD(oidc_jwks_url), "", SF_EMPTY_NULL),
+    TIME("oidc_leeway", FIELD(oidc_leeway), "30", 0),
+    STR("oidc_required_scopes", FIELD(oidc_required_scopes), "", SF_EMPTY_NULL),
+    STR("oidc_user_claim", FIELD(oidc_user_claim), "sub", 0),
     INT("peer_id", FIELD(peer_id), "0", SF_NO_RELOAD, 0, 16383),
     STR("pidfile", FIELD(pidfile), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     /* Every connection holds buffers of this size: bounded so a typo cannot exhaust memory. */
@@ -383,6 +400,8 @@ static bool parse_auth_type(const char *s, enum auth_type *out, char **why)
 	    {"cert", AUTH_TYPE_CERT},
 	    {"hba", AUTH_TYPE_HBA},
 	    {"md5", AUTH_TYPE_MD5},
+	    {"oauth", AUTH_TYPE_OAUTH},
+	    {"oidc", AUTH_TYPE_OIDC},
 	    {"password", AUTH_TYPE_PLAIN},
 	    {"plain", AUTH_TYPE_PLAIN}, /* PgBouncer's name */
 	    {"scram-sha-256", AUTH_TYPE_SCRAM_SHA_256},
@@ -1556,6 +1575,10 @@ const char *config_auth_type_name(enum auth_type t)
 		return "peer";
 	case AUTH_TYPE_REJECT:
 		return "reject";
+	case AUTH_TYPE_OIDC:
+		return "oidc";
+	case AUTH_TYPE_OAUTH:
+		return "oauth";
 	case AUTH_TYPE_UNSET:
 		break;
 	}

@@ -602,11 +602,13 @@ static const struct {
     {"scram-sha-256", AUTH_TYPE_SCRAM_SHA_256},
     {"cert", AUTH_TYPE_CERT},
     {"peer", AUTH_TYPE_PEER},
+    {"oidc", AUTH_TYPE_OIDC},
+    {"oauth", AUTH_TYPE_OAUTH},
 };
 
 /* Methods PostgreSQL knows that pgsieve cannot perform: named, so the error is clear. */
 static const char *const hba_unsupported_methods[] = {
-    "ident", "gss", "sspi", "ldap", "radius", "pam", "bsd", "oauth", "any", "hba", "plain",
+    "ident", "gss", "sspi", "ldap", "radius", "pam", "bsd", "any", "hba", "plain",
 };
 
 static bool hba_parse_method(struct hba_parser *p, const struct hba_where *w, const char *s,
@@ -642,8 +644,9 @@ static bool hba_parse_option(struct hba_parser *p, const struct hba_where *w,
 		return hba_fail(p, w, "option \"%s\" is not of the form name=value", t->s);
 	size_t nlen = (size_t)(eq - t->s);
 	if (nlen == 3 && memcmp(t->s, "map", 3) == 0) {
-		if (r->method != AUTH_TYPE_CERT && r->method != AUTH_TYPE_PEER)
-			return hba_fail(p, w, "map= is only valid with cert and peer");
+		if (r->method != AUTH_TYPE_CERT && r->method != AUTH_TYPE_PEER &&
+		    r->method != AUTH_TYPE_OIDC && r->method != AUTH_TYPE_OAUTH)
+			return hba_fail(p, w, "map= is only valid with cert, peer, oidc and oauth");
 		if (r->map)
 			return hba_fail(p, w, "map= given twice");
 		if (!eq[1])

@@ -6,6 +6,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "oidc.h"
 #include "policy.h"
 #include "pooler.h"
 #include "takeover.h"
@@ -210,6 +211,8 @@ int main(int argc, char **argv)
 		die("%s", err);
 	tls_install(tls);
 	if (!pooler_init(&err))
+		die("%s", err);
+	if (!oidc_configure(&err))
 		die("%s", err);
 	if (takeover) {
 		struct takeover *t;

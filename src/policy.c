@@ -10,9 +10,11 @@
 #include "lua_vm.h"
 #include "outcome.h"
 #include "sqlinfo.h"
+#include "token.h"
 #include "varcache.h"
 #include "verdict_cache.h"
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <pg_query.h>
 #include <lua.h>
@@ -307,6 +309,80 @@ static void push_stmt(lua_State *L, const struct sqlinfo_stmt *st, bool extended
 	lua_setfield(L, -2, "functions");
 }
 
+/* A JSON value as Lua sees it; claims nested deeper than this are cut. */
+#define MAX_CLAIM_DEPTH 16
+
+static void push_json(lua_State *L, const json_t *v, int depth)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		lua_createtable(L, 0, (int)json_object_size(v));
+		const char *key;
+		json_t *item;
+		json_object_foreach((json_t *)v, key, item)
+		{
+			if (depth >= MAX_CLAIM_DEPTH)
+				break;
+			push_json(L, item, depth + 1);
+			lua_setfield(L, -2, key);
+		}
+		break;
+	}
+	case JSON_ARRAY: {
+		lua_createtable(L, (int)json_array_size(v), 0);
+		size_t i;
+		json_t *item;
+		json_array_foreach(v, i, item)
+		{
+			if (depth >= MAX_CLAIM_DEPTH)
+				break;
+			push_json(L, item, depth + 1);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		break;
+	}
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, json_real_value(v));
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		lua_pushboolean(L, json_is_true(v));
+		break;
+	case JSON_NULL:
+		lua_pushnil(L);
+		break;
+	}
+}
+
+/* session.identity: who logged in with a token, and all its claims. */
+static void push_identity(lua_State *L, const struct token_identity *id)
+{
+	lua_createtable(L, 0, 6);
+	set_str(L, "name", id->identity);
+	set_str(L, "subject", id->subject);
+	set_str(L, "issuer", id->issuer);
+	lua_createtable(L, (int)id->n_groups, 0);
+	for (size_t i = 0; i < id->n_groups; i++) {
+		lua_pushstring(L, id->groups[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_setfield(L, -2, "groups");
+	if (id->exp) {
+		lua_pushinteger(L, (lua_Integer)id->exp);
+		lua_setfield(L, -2, "expires");
+	}
+	if (id->claims) {
+		push_json(L, id->claims, 0);
+		lua_setfield(L, -2, "claims");
+	}
+}
+
 /* The client's session table, made on first use; its tags live as long as the client. */
 static void push_session(lua_State *L, const struct client *c)
 {
@@ -322,6 +398,10 @@ static void push_session(lua_State *L, const struct client *c)
 		set_str(L, "client_addr", c->addr_str);
 		lua_newtable(L);
 		lua_setfield(L, -2, "tags");
+		if (c->identity) {
+			push_identity(L, c->identity);
+			lua_setfield(L, -2, "identity");
+		}
 		lua_pushvalue(L, -1);
 		lua_rawseti(L, -3, (lua_Integer)c->id);
 	}

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "audit.h"
+#include "fetch.h"
+#include "oidc.h"
 #include "policy.h"
 #include "pool.h"
 #include "server.h"
@@ -476,6 +478,12 @@ bool pooler_reload(char **err)
 		}
 		return false;
 	}
+	/* Token rules and keys: a key file that cannot be read keeps the keys in use. */
+	char *oidc_err = NULL;
+	if (!oidc_configure(&oidc_err)) {
+		log_error("%s", oidc_err);
+		free(oidc_err);
+	}
 	/* The audit file is opened again (log rotation); if it cannot be, the old one stays. */
 	char *audit_err = NULL;
 	if (!audit_configure(&audit_err)) {
@@ -552,7 +560,16 @@ bool pooler_init(char **err)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	sbuf_setup(pooler_base, cf->pkt_buf);
-	varcache_setup(cf->track_extra_parameters);
+	if (strcmp(cf->identity_propagation, "guc") == 0) {
+		/* Tracked like any parameter: a server gets a client's identity when it differs. */
+		char *names = xasprintf(
+		    "%s, %s", cf->track_extra_parameters ? cf->track_extra_parameters : "",
+		    VARCACHE_IDENTITY);
+		varcache_setup(names);
+		free(names);
+	} else {
+		varcache_setup(cf->track_extra_parameters);
+	}
 	if (!dns_init(pooler_base, cf->dns_max_ttl, cf->dns_nxdomain_ttl,
 	              cf->resolv_conf && *cf->resolv_conf ? cf->resolv_conf : NULL, err))
 		return false;
@@ -588,6 +605,8 @@ void pooler_cleanup(void)
 	server_reap();
 	pooler_close_listeners();
 	janitor_stop();
+	oidc_shutdown();
+	fetch_shutdown();
 	dns_shutdown();
 	for (size_t i = 0; i < ARRAY_SIZE(signal_events); i++)
 		if (signal_events[i])

@@ -78,10 +78,10 @@ bool varcache_set(struct varcache *vc, const char *name, const char *value)
 	int i = varcache_index(name);
 	if (i < 0)
 		return false;
-	if (vc->values[i] && strcmp(vc->values[i], value) == 0)
+	if (!value ? !vc->values[i] : vc->values[i] && strcmp(vc->values[i], value) == 0)
 		return false;
 	free(vc->values[i]);
-	vc->values[i] = xstrdup(value);
+	vc->values[i] = value ? xstrdup(value) : NULL;
 	return true;
 }
 

@@ -167,4 +167,6 @@ PGSIEVE_EXTRA = {
     # What online restart (-R) carries across besides PgBouncer's columns.
     "FDS": ["backend_pid", "tx_status", "expect_ready", "params", "welcome", "pending",
             "prepared"],
+    # Who logged in with a token (auth_type oidc / oauth); NULL otherwise.
+    "CLIENTS": ["identity"],
 }
