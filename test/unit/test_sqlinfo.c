@@ -22,6 +22,7 @@
 #include "unit.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pg_query.h>
 #include <pthread.h>
@@ -1507,6 +1508,70 @@ static void test_normalized_cache(void)
 	sqlinfo_cache_free(cache);
 }
 
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* Nanoseconds per sqlinfo_cache_analyse of each of n texts, the best of
+ * three rounds. */
+static double per_call(struct sqlinfo_cache *cache, char (*texts)[96], int n)
+{
+	double best = 1e30;
+	for (int r = 0; r < 3; r++) {
+		double t0 = now_ns();
+		for (int i = 0; i < n; i++)
+			sqlinfo_free(sqlinfo_cache_analyse(cache, texts[i], strlen(texts[i])));
+		double d = (now_ns() - t0) / n;
+		if (d < best)
+			best = d;
+	}
+	return best;
+}
+
+/* With SQLINFO_BENCH=1, prints to stderr what pgbench -S's statement costs
+ * through the cache, fingerprints off as the policy runs it. Asserts
+ * nothing. */
+static void bench_normalized(void)
+{
+	const char *env = getenv("SQLINFO_BENCH");
+	if (!env || strcmp(env, "1") != 0)
+		return;
+	enum { N = 4096 };
+	char(*same)[96] = malloc(N * sizeof(*same));
+	char(*varied)[96] = malloc(N * sizeof(*varied));
+	char(*distinct)[96] = malloc(N * sizeof(*distinct));
+	for (int i = 0; i < N; i++) {
+		int aid = 1 + (i * 7919) % 100000;
+		snprintf(same[i], sizeof(same[i]),
+		         "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;");
+		snprintf(varied[i], sizeof(varied[i]),
+		         "SELECT abalance FROM pgbench_accounts WHERE aid = %d;", aid);
+		/* a comment makes each a statement of its own */
+		snprintf(distinct[i], sizeof(distinct[i]),
+		         "/* %d */ SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i, aid);
+	}
+	sqlinfo_set_fingerprints(false);
+	struct sqlinfo_cache *cache = sqlinfo_cache_new(SQLINFO_CACHE_DEFAULT);
+	double exact = per_call(cache, same, N);
+	double normalized = per_call(cache, varied, N);
+	double miss = per_call(cache, distinct, N / 4);
+	struct sqlinfo_cache_stats s;
+	sqlinfo_cache_get_stats(cache, &s);
+	fprintf(
+	    stderr,
+	    "bench pgbench -S statement: exact hit %.0f ns, normalized hit %.0f ns, miss %.0f ns"
+	    " (%" PRIu64 " hits, %" PRIu64 " normalized, %" PRIu64 " misses)\n",
+	    exact, normalized, miss, s.hits, s.normalized_hits, s.misses);
+	sqlinfo_cache_free(cache);
+	sqlinfo_set_fingerprints(true);
+	free(same);
+	free(varied);
+	free(distinct);
+}
+
 static void test_session_safe(void)
 {
 	/* what the server reports, and how clients spell it */
@@ -1670,6 +1735,7 @@ int main(void)
 	printf("corpus: %zu statements, %zu multi-statement strings, %zu rejected texts\n",
 	       ARRAY_SIZE(cases), ARRAY_SIZE(multi_cases), ARRAY_SIZE(error_cases));
 	report_timing();
+	bench_normalized();
 	test_shutdown();
 	sqlinfo_shutdown();
 	return unit_summary("test_sqlinfo");
