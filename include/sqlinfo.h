@@ -25,8 +25,9 @@
  * cache below and a statement held for approval can share it. Everything
  * it points to lives in one arena freed with it, or, for one the cache
  * made from another (a view, below), in one block and in the analysis it
- * holds a reference to. It holds no reference to the caller's buffer. Pure: no I/O, no logging, no
- * global state except libpg_query's per-thread memory context.
+ * holds a reference to. It holds no reference to the caller's buffer.
+ * Pure: no I/O, no logging, no global state except libpg_query's
+ * per-thread memory context.
  */
 #ifndef PGSIEVE_SQLINFO_H
 #define PGSIEVE_SQLINFO_H

@@ -2432,7 +2432,9 @@ void sqlinfo_shutdown(void)
  * outside the literals, and literals the scanner turns into the same
  * tokens (ICONST, FCONST or SCONST), so the grammar reduces the same way
  * and builds the same tree but for the values of those tokens and the
- * positions after them. What could still differ, and what answers it:
+ * positions after them. (That rests on the lexer; a literal it would see
+ * where the scanner sees none has no A_Const, below, and marks the
+ * analysis.) What could still differ, and what answers it:
  *   - The walk reading a value: it reads one only for EXPLAIN's analyze
  *     option, and marks the analysis literal_sensitive there.
  *   - The grammar keeping a value outside an A_Const, or checking it:
@@ -2446,9 +2448,9 @@ void sqlinfo_shutdown(void)
  *   - The tree's depth: libpg_query leaves out a zero integer, one JSON
  *     level; an analysis at the depth limit is marked.
  *   - Positions: tables, columns and functions are ordered by where they
- *     appear, and every position after a literal moves by the same amount,
- *     so the order holds; statement texts and offsets are moved the same
- *     way by make_view().
+ *     appear, and a position moves by what the literals before it grew or
+ *     shrank, which keeps the order; make_view() moves statement texts
+ *     and offsets the same way.
  * Only successful, unmarked analyses get a normalized entry. A normalized
  * hit does not add the exact text: with literals that vary, it would not
  * be asked for again and would push out entries that are.
