@@ -6,7 +6,8 @@
  * changing its literals as a client would (other digits, other string
  * contents) must get, through the cache, what a fresh analysis gives them,
  * field by field, whether or not the cache answers them from the input's
- * normalized entry.
+ * normalized entry. An input with a 0xff byte is also taken as two texts,
+ * the second analysed through a cache that saw the first.
  */
 #include "sqlinfo.h"
 
@@ -178,6 +179,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	require_same(cached, fresh);
 	sqlinfo_free(cached);
 	sqlinfo_free(fresh);
+
+	/* Two texts split at a 0xff byte: the second through a cache that saw
+	 * the first, so that the fuzzer can look for two texts that share a
+	 * key but not a structure. */
+	const char *sep = memchr(sql, 0xff, size);
+	if (sep) {
+		size_t n = size - (size_t)(sep - sql) - 1;
+		struct sqlinfo_cache *pair = sqlinfo_cache_new(8);
+		sqlinfo_free(sqlinfo_cache_analyse(pair, sql, (size_t)(sep - sql)));
+		struct sqlinfo *got = sqlinfo_cache_analyse(pair, sep + 1, n);
+		struct sqlinfo *want = sqlinfo_analyse(sep + 1, n);
+		check_invariants(got, sep + 1, n);
+		require_same(got, want);
+		sqlinfo_free(got);
+		sqlinfo_free(want);
+		sqlinfo_cache_free(pair);
+	}
 
 	char *variant = malloc(10 * size + 1);
 	for (int v = 1; v <= 3; v++) {
