@@ -1508,6 +1508,54 @@ static void test_normalized_cache(void)
 	sqlinfo_cache_free(cache);
 }
 
+/* Texts near the limits: many literals in a text analysed on its own
+ * thread, and a tree as deep as the analysis takes. */
+static void test_normalized_limits(void)
+{
+	char *a = malloc(16384), *b = malloc(16384);
+	a[0] = b[0] = '\0';
+	for (int i = 0; i < 300; i++) {
+		char s[64];
+		snprintf(s, sizeof(s), "INSERT INTO t VALUES (%d, 'v%d');\n", i, i);
+		strcat(a, s);
+		snprintf(s, sizeof(s), "INSERT INTO t VALUES (%d, '');\n", i * 1000);
+		strcat(b, s);
+	}
+	struct sqlinfo_cache *cache = sqlinfo_cache_new(8);
+	sqlinfo_free(sqlinfo_cache_analyse(cache, a, strlen(a)));
+	CHECK(strlen(b) > 4096 && check_cached(cache, b, strlen(b), "300 INSERTs"));
+	sqlinfo_cache_free(cache);
+	free(a);
+	free(b);
+
+	/* libpg_query leaves a zero out of the tree: at the depth limit,
+	 * ARRAY[...[0]...] passes where ARRAY[...[5]...] is too deep, and the
+	 * first must not answer for the second. */
+	bool found = false;
+	for (int n = 3320; n < 3340 && !found; n++) {
+		char *zero = repeat("SELECT ", "ARRAY[", (size_t)n, "0");
+		char *text = repeat(zero, "]", (size_t)n, "");
+		size_t len = strlen(text);
+		struct sqlinfo *z = sqlinfo_analyse(text, len);
+		*strchr(text, '0') = '5';
+		struct sqlinfo *f = sqlinfo_analyse(text, len);
+		if (z->error == SQLINFO_OK && f->error == SQLINFO_ERR_COMPLEX) {
+			found = true;
+			cache = sqlinfo_cache_new(8);
+			*strchr(text, '5') = '0';
+			sqlinfo_free(sqlinfo_cache_analyse(cache, text, len));
+			*strchr(text, '0') = '5';
+			CHECK(!check_cached(cache, text, len, "ARRAY[...[0]...]"));
+			sqlinfo_cache_free(cache);
+		}
+		sqlinfo_free(z);
+		sqlinfo_free(f);
+		free(text);
+		free(zero);
+	}
+	CHECK(found);
+}
+
 static double now_ns(void)
 {
 	struct timespec ts;
@@ -1731,6 +1779,7 @@ int main(void)
 	test_cache();
 	test_normalized_cache();
 	test_normalized_bypass();
+	test_normalized_limits();
 	test_normalized_property();
 	printf("corpus: %zu statements, %zu multi-statement strings, %zu rejected texts\n",
 	       ARRAY_SIZE(cases), ARRAY_SIZE(multi_cases), ARRAY_SIZE(error_cases));
