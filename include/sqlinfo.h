@@ -23,9 +23,11 @@
  *
  * An analysis is immutable once built and reference-counted, so that the
  * cache below and a statement held for approval can share it. Everything
- * it points to lives in one arena freed with it. It holds no reference to
- * the caller's buffer. Pure: no I/O, no logging, no global state except
- * libpg_query's per-thread memory context.
+ * it points to lives in one arena freed with it, or, for one the cache
+ * made from another (a view, below), in one block and in the analysis it
+ * holds a reference to. It holds no reference to the caller's buffer.
+ * Pure: no I/O, no logging, no global state except libpg_query's
+ * per-thread memory context.
  */
 #ifndef PGSIEVE_SQLINFO_H
 #define PGSIEVE_SQLINFO_H
@@ -203,6 +205,8 @@ struct sqlinfo {
 	/* private */
 	unsigned refs;
 	void *arena;
+	struct sqlinfo *base;   /* a view's (see the cache): arena is NULL */
+	bool literal_sensitive; /* may change with a literal's value: no normalized entry */
 };
 
 /*
@@ -254,11 +258,27 @@ void sqlinfo_free(struct sqlinfo *info);
 void sqlinfo_shutdown(void);
 
 /*
- * A bounded LRU cache of analyses keyed by the exact text (DESIGN.md:
- * parse once per distinct statement). The analysis depends on nothing but
- * the text, so an entry is valid for every session. Texts longer than
- * SQLINFO_CACHE_MAX_SQL are analysed but not kept. Errors are cached too.
- * For one thread (the event loop); entries are shared, never copied.
+ * A bounded LRU cache of analyses (DESIGN.md: parse once per distinct
+ * statement). The analysis depends on nothing but the text, so an entry is
+ * valid for every session. Texts longer than SQLINFO_CACHE_MAX_SQL are
+ * analysed but not kept. For one thread (the event loop).
+ *
+ * Two levels. By exact text: errors included, the same analysis is shared.
+ * Then, for texts whose literals vary from one call to the next (Simple
+ * Query with inlined values: WHERE aid = 12345), by a normalized key: the
+ * text with each number and standard string replaced by a mark of its
+ * token type, every other byte kept, white space and comments included.
+ * A text whose key matches gets its own analysis, cheaply made from the
+ * cached one: same tables, columns, functions, flags and fingerprints,
+ * with its own statement texts and offsets. This is safe because such
+ * texts give the parser the same tokens in the same order, and only
+ * analyses whose outcome cannot depend on the literals' values get a
+ * normalized entry: successful ones, where the walk read no literal and
+ * every literal became a plain constant in the tree (not FETCH 10,
+ * float(10), EXPLAIN (ANALYZE 0), COPY ... 'file'). Where the key's lexer
+ * is unsure (dollar quotes, E'' and other prefixed strings, exponents,
+ * control bytes, anything unterminated) there is no key and the text is
+ * parsed. The full argument is in sqlinfo.c.
  */
 #define SQLINFO_CACHE_DEFAULT     1024
 #define SQLINFO_CACHE_MAX_ENTRIES (1 << 20) /* larger capacities are cut to this */
@@ -267,8 +287,11 @@ void sqlinfo_shutdown(void);
 struct sqlinfo_cache;
 
 struct sqlinfo_cache_stats {
-	uint64_t hits, misses, evictions, uncached;
-	size_t entries, capacity;
+	uint64_t hits;            /* by exact text */
+	uint64_t normalized_hits; /* by normalized key */
+	uint64_t misses;          /* parsed */
+	uint64_t evictions, uncached;
+	size_t entries, capacity; /* entries of both kinds, one capacity */
 };
 
 /* capacity 0 makes a cache that keeps nothing. */

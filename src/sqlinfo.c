@@ -157,6 +157,7 @@ struct jv {
 struct jparser {
 	char *p, *end;
 	struct arena *a;
+	int max_depth; /* deepest value met */
 	enum sqlinfo_error err;
 	const char *errmsg;
 };
@@ -340,6 +341,8 @@ static struct jv *jparse_value(struct jparser *jp, int depth)
 		jfail(jp, SQLINFO_ERR_COMPLEX, "statement is nested too deeply to analyse");
 		return NULL;
 	}
+	if (depth > jp->max_depth)
+		jp->max_depth = depth;
 	jskip_ws(jp);
 	if (jp->p >= jp->end) {
 		jfail(jp, SQLINFO_ERR_INTERNAL, "truncated parse tree");
@@ -548,6 +551,10 @@ struct walk {
 	int last_range_table;
 	bool force_read; /* under a plain EXPLAIN nothing runs */
 	bool opaque, unfiltered_write, row_locks, copy_program, copy_file;
+	/* The walk read a value that may come from a literal (see the cache). */
+	bool literal_sensitive;
+	/* Where the A_Const nodes met are (long long), when the cache asks. */
+	struct vec *consts;
 	enum sqlinfo_error err;
 	const char *errmsg;
 };
@@ -939,6 +946,17 @@ static void walk_node(struct walk *w, const char *type, const struct jv *n,
                       enum sqlinfo_access access)
 {
 	switch (type[0]) {
+	case 'A':
+		/* A constant holds nothing the analysis reports. */
+		if (strcmp(type, "A_Const") == 0) {
+			if (w->consts) {
+				long long loc = 0; /* libpg_query leaves out a zero */
+				jhas_int(n, "location", &loc);
+				*(long long *)vec_push(w->consts) = loc;
+			}
+			return;
+		}
+		break;
 	case 'C':
 		if (strcmp(type, "ColumnRef") == 0) {
 			walk_column_ref(w, n);
@@ -1253,8 +1271,10 @@ struct stmt_class {
 };
 
 /* EXPLAIN's analyze option, as explain.c reads it: the last one wins, and
- * anything but false/off/0 is true (or an error, and then nothing runs). */
-static bool explain_analyzes(const struct jv *options)
+ * anything but false/off/0 is true (or an error, and then nothing runs).
+ * Its argument may be a literal, (ANALYZE 0) or (ANALYZE 'off'): the only
+ * literal value the walk reads (see literal_sensitive in the cache). */
+static bool explain_analyzes(struct walk *w, const struct jv *options)
 {
 	bool analyze = false;
 	const char *type;
@@ -1269,6 +1289,8 @@ static bool explain_analyzes(const struct jv *options)
 		const char *s = jsval(arg);
 		const struct jv *inner;
 		long long num;
+		if (arg)
+			w->literal_sensitive = true;
 		if (!arg)
 			analyze = true;
 		else if (s)
@@ -1314,7 +1336,7 @@ static void classify_explain(struct walk *w, struct arena *out, const struct jv 
 		walk_fail(w, SQLINFO_ERR_INTERNAL, "EXPLAIN without a statement");
 		return;
 	}
-	if (explain_analyzes(jget(n, "options"))) {
+	if (explain_analyzes(w, jget(n, "options"))) {
 		/* It runs: what runs is what a policy must judge. */
 		*explain_analyze = true;
 		classify(w, out, type, inner, &ic);
@@ -1349,7 +1371,7 @@ static void walk_copy(struct walk *w, const struct jv *n)
 	if (!w->force_read) {
 		if (jbool(n, "is_program"))
 			w->copy_program = true;
-		else if (jstr(n, "filename"))
+		else if (jstr(n, "filename")) /* a literal, but only its presence counts */
 			w->copy_file = true;
 	}
 	leave(w, &l);
@@ -1756,6 +1778,261 @@ static void build_functions(struct walk *w, struct arena *out, struct sqlinfo_st
 }
 
 /* ------------------------------------------------------------------ */
+/* Literals, for the cache's normalized keys.                          */
+
+/*
+ * A normalized key is the text with every numeric and standard string
+ * literal replaced by one byte naming the token PostgreSQL's scanner makes
+ * of it, every other byte kept. The lexer below accepts only what it can
+ * tell apart exactly as scan.l does; for anything else there is no key and
+ * the text is parsed (a cost, never a risk):
+ *   - `$` must start a parameter ($1 is kept as written): no dollar quotes;
+ *   - a `'` must follow white space, the start or one of ( , = < > + - * / | [ %,
+ *     so that E'', B'', X'', N'' and U&'' are never taken for standard
+ *     strings, and `&"` (U&"" and its UESCAPE) is refused;
+ *   - numbers are \d+ and \d+\.\d+ only, not after a `.` and not before
+ *     a letter, `_`, `.`, `$` or a byte >= 0x80 (exponents, junk, 1..2);
+ *   - control bytes other than \t \n \r \f outside literals, NUL anywhere,
+ *     and unterminated strings, comments or quoted identifiers.
+ * A standard string ends at a `'` not doubled (standard_conforming_strings
+ * is on, see sqlinfo_session_safe()); `--` comments end at \n or \r;
+ * block comments nest.
+ */
+enum { KEY_ICONST = 1, KEY_FCONST = 2, KEY_SCONST = 3 };
+
+#define NO_SIGN SIZE_MAX
+
+struct literal {
+	size_t start, len;
+	/* A '-' before it with only white space or comments between: the
+	 * grammar folds "- 5" into one constant placed at the sign. */
+	size_t sign;
+	/* A string continuing the previous one across a newline: the scanner
+	 * makes one token of both. */
+	bool joined;
+};
+
+struct normkey {
+	char *key;
+	size_t key_len;
+	struct literal *lits;
+	size_t n, cap;
+	struct literal few[4]; /* lits until there are more */
+};
+
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* scan.l's ident_start and ident_cont. */
+static bool is_ident_start(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static bool is_ident_cont(unsigned char c)
+{
+	return is_ident_start(c) || is_digit(c) || c == '$';
+}
+
+/* Bytes a key may keep: the placeholders are control bytes. */
+static bool is_key_byte(unsigned char c)
+{
+	return c >= 0x20 || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+
+static bool quote_may_follow(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+	       (c != '\0' && strchr("(,=<>+-*/|[%", c) != NULL);
+}
+
+/* ICONST when it fits an int (scan.l's process_integer_literal), else FCONST. */
+static char integer_token(const unsigned char *d, size_t n)
+{
+	long long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		v = v * 10 + (d[i] - '0');
+		if (v > INT_MAX)
+			return KEY_FCONST;
+	}
+	return KEY_ICONST;
+}
+
+static void add_literal(struct normkey *nk, size_t start, size_t len, size_t sign, bool joined)
+{
+	if (nk->n == nk->cap) {
+		size_t cap = nk->cap * 4;
+		struct literal *l = xmalloc(cap * sizeof(*l));
+		memcpy(l, nk->lits, nk->n * sizeof(*l));
+		if (nk->lits != nk->few)
+			free(nk->lits);
+		nk->lits = l;
+		nk->cap = cap;
+	}
+	nk->lits[nk->n++] = (struct literal){start, len, sign, joined};
+}
+
+static void normkey_release(struct normkey *nk)
+{
+	free(nk->key);
+	if (nk->lits != nk->few)
+		free(nk->lits);
+}
+
+/* Fills nk (released by the caller either way); false: no key. */
+static bool normalize(const char *sql, size_t len, struct normkey *nk)
+{
+	const unsigned char *t = (const unsigned char *)sql;
+	char *k = nk->key = xmalloc(len + 1);
+	nk->lits = nk->few;
+	nk->n = 0;
+	nk->cap = ARRAY_SIZE(nk->few);
+	size_t sign = NO_SIGN;
+	/* Since the last string: only white space, and a newline in it. */
+	bool after_string = false, newline = false;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = t[i];
+		size_t from = i;
+		bool literal = false, space = false;
+		if (c == '-' && i + 1 < len && t[i + 1] == '-') {
+			while (i < len && t[i] != '\n' && t[i] != '\r')
+				if (!is_key_byte(t[i++]))
+					return false;
+			space = true;
+			after_string = false;
+		} else if (c == '/' && i + 1 < len && t[i + 1] == '*') {
+			i += 2;
+			for (int depth = 1; depth > 0;) {
+				if (i + 1 >= len)
+					return false;
+				if (t[i] == '/' && t[i + 1] == '*') {
+					depth++;
+					i += 2;
+				} else if (t[i] == '*' && t[i + 1] == '/') {
+					depth--;
+					i += 2;
+				} else if (!is_key_byte(t[i++])) {
+					return false;
+				}
+			}
+			space = true;
+			after_string = false;
+		} else if (c == '"') {
+			for (i++;; i++) {
+				if (i >= len || !is_key_byte(t[i]))
+					return false;
+				if (t[i] == '"' && (i + 1 >= len || t[i + 1] != '"'))
+					break;
+				if (t[i] == '"')
+					i++;
+			}
+			i++;
+		} else if (c == '\'') {
+			if (i > 0 && !quote_may_follow(t[i - 1]))
+				return false;
+			for (i++;; i++) {
+				if (i >= len || t[i] == '\0')
+					return false;
+				if (t[i] == '\'' && (i + 1 >= len || t[i + 1] != '\''))
+					break;
+				if (t[i] == '\'')
+					i++;
+			}
+			i++;
+			add_literal(nk, from, i - from, sign, after_string && newline);
+			*k++ = KEY_SCONST;
+			literal = true;
+		} else if (is_digit(c)) {
+			if (i > 0 && t[i - 1] == '.')
+				return false;
+			while (i < len && is_digit(t[i]))
+				i++;
+			char token = integer_token(t + from, i - from);
+			if (i + 1 < len && t[i] == '.' && is_digit(t[i + 1])) {
+				for (i++; i < len && is_digit(t[i]);)
+					i++;
+				token = KEY_FCONST;
+			}
+			if (i < len && (is_ident_start(t[i]) || t[i] == '.' || t[i] == '$'))
+				return false;
+			add_literal(nk, from, i - from, sign, false);
+			*k++ = token;
+			literal = true;
+		} else if (c == '$') {
+			if (i + 1 >= len || !is_digit(t[i + 1]))
+				return false;
+			for (i++; i < len && is_digit(t[i]);)
+				i++;
+		} else if (is_ident_start(c)) {
+			while (i < len && is_ident_cont(t[i]))
+				i++;
+		} else if (c == '&' && i + 1 < len && (t[i + 1] == '"' || t[i + 1] == '\'')) {
+			return false;
+		} else if (!is_key_byte(c)) {
+			return false;
+		} else {
+			i++;
+			space = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+			if (c == '\n' || c == '\r')
+				newline = true;
+		}
+		if (!literal) {
+			memcpy(k, t + from, i - from);
+			k += i - from;
+		}
+		if (space)
+			continue;
+		sign = c == '-' && !literal ? from : NO_SIGN;
+		after_string = literal && c == '\'';
+		newline = false;
+	}
+	nk->key_len = (size_t)(k - nk->key);
+	return true;
+}
+
+static int loc_cmp(const void *pa, const void *pb)
+{
+	long long a = *(const long long *)pa, b = *(const long long *)pb;
+	return (a > b) - (a < b);
+}
+
+static bool has_loc(const long long *locs, size_t n, size_t at)
+{
+	long long key = (long long)at;
+	return bsearch(&key, locs, n, sizeof(*locs), loc_cmp) != NULL;
+}
+
+/*
+ * Whether every literal of nk is at the place of an A_Const node (whose
+ * positions the walk collected): its own, that of a '-' before it, or, for
+ * a string continuing another, that of the first. Where the grammar keeps
+ * a literal some other way (FETCH 10, float(10), int[5], a DefElem's
+ * argument, COPY's file name), its value may change the parse or the
+ * fingerprint. This also catches the lexer taking for a literal what the
+ * scanner does not (a quote inside a dollar quote or a comment): no
+ * constant is there.
+ */
+static bool literals_in_consts(struct vec *consts, const struct normkey *nk)
+{
+	long long *locs = consts->items;
+	if (consts->n == 0)
+		return nk->n == 0;
+	qsort(locs, consts->n, sizeof(*locs), loc_cmp);
+	bool held = false;
+	for (size_t i = 0; i < nk->n; i++) {
+		const struct literal *l = &nk->lits[i];
+		held = (l->joined && held) || has_loc(locs, consts->n, l->start) ||
+		       (l->sign != NO_SIGN && has_loc(locs, consts->n, l->sign));
+		if (!held)
+			return false;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
 /* Analysis.                                                           */
 
 const char *sqlinfo_kind_name(enum sqlinfo_kind kind)
@@ -1813,7 +2090,7 @@ static bool is_space(char c)
 
 /* Analyses one RawStmt of the tree into st. */
 static bool analyse_stmt(struct sqlinfo *info, struct arena *out, struct arena *scratch,
-                         const struct jv *raw, struct sqlinfo_stmt *st)
+                         struct vec *consts, const struct jv *raw, struct sqlinfo_stmt *st)
 {
 	long long loc = 0, len = 0;
 	jhas_int(raw, "stmt_location", &loc);
@@ -1854,6 +2131,7 @@ static bool analyse_stmt(struct sqlinfo *info, struct arena *out, struct arena *
 	    .functions = {.size = sizeof(struct raw_function)},
 	    .budget = LOOKUP_BUDGET,
 	    .last_range_table = -1,
+	    .consts = consts,
 	};
 	struct level top = {0};
 	w.level = &top;
@@ -1878,6 +2156,8 @@ static bool analyse_stmt(struct sqlinfo *info, struct arena *out, struct arena *
 	st->row_locks = w.row_locks;
 	st->copy_program = w.copy_program;
 	st->copy_file = w.copy_file;
+	if (w.literal_sensitive)
+		info->literal_sensitive = true;
 	build_tables(&w, out, st);
 	build_columns(&w, out, st);
 	build_functions(&w, out, st);
@@ -1939,7 +2219,12 @@ static struct arena *info_arena(struct sqlinfo *info)
  */
 static _Thread_local bool pg_query_used, pg_query_closed;
 
-static void analyse_core(struct sqlinfo *info)
+/*
+ * Parses and walks info->text. nk: the cache's literals of the text, or
+ * NULL; with them, an analysis that may depend on their values is marked
+ * literal_sensitive.
+ */
+static void analyse_core(struct sqlinfo *info, const struct normkey *nk)
 {
 	struct arena *out = info_arena(info);
 	pg_query_used = true;
@@ -1950,6 +2235,7 @@ static void analyse_core(struct sqlinfo *info)
 		return;
 	}
 	struct arena scratch = {.head = NULL, .block_size = 32768};
+	struct vec consts = {.size = sizeof(long long)};
 	struct jparser jp = {
 	    .p = pr.parse_tree,
 	    .end = pr.parse_tree + strlen(pr.parse_tree),
@@ -1965,6 +2251,11 @@ static void analyse_core(struct sqlinfo *info)
 		set_error(info, out, jp.err, jp.errmsg, 0);
 		goto done;
 	}
+	/* libpg_query leaves out an integer constant's value when it is zero
+	 * (or negative): one level less, so at the limit a 0 may pass where
+	 * a 5 is refused. */
+	if (jp.max_depth >= SQLINFO_MAX_DEPTH - 1)
+		info->literal_sensitive = true;
 	const struct jv *stmts = jget(tree, "stmts");
 	if (!stmts || stmts->type != J_ARR) {
 		set_error(info, out, SQLINFO_ERR_INTERNAL, "parse tree without statements", 0);
@@ -1975,25 +2266,35 @@ static void analyse_core(struct sqlinfo *info)
 	struct sqlinfo_stmt *st = n ? arena_zalloc(out, n * sizeof(*st)) : NULL;
 	size_t i = 0;
 	for (const struct jv *raw = jitems(stmts); raw; raw = raw->next, i++)
-		if (!analyse_stmt(info, out, &scratch, raw, &st[i]))
+		if (!analyse_stmt(info, out, &scratch, nk ? &consts : NULL, raw, &st[i]))
 			goto done;
 	info->stmts = st;
 	info->n_stmts = n;
+	if (nk && !literals_in_consts(&consts, nk))
+		info->literal_sensitive = true;
 done:
+	free(consts.items);
 	arena_release(&scratch);
 	pg_query_free_parse_result(pr);
 }
 
+struct analysis_job {
+	struct sqlinfo *info;
+	const struct normkey *nk;
+};
+
 static void *analyse_thread(void *arg)
 {
-	analyse_core(arg);
+	struct analysis_job *job = arg;
+	analyse_core(job->info, job->nk);
 	return NULL;
 }
 
 /* Runs analyse_core on a thread with a stack big enough for the text (see
  * the top of the file). Signals stay with the event loop's thread. */
-static void analyse_on_thread(struct sqlinfo *info)
+static void analyse_on_thread(struct sqlinfo *info, const struct normkey *nk)
 {
+	struct analysis_job job = {info, nk};
 	pthread_attr_t attr;
 	pthread_t thread;
 	sigset_t all, old;
@@ -2003,7 +2304,7 @@ static void analyse_on_thread(struct sqlinfo *info)
 	if (rc == 0) {
 		sigfillset(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
-		rc = pthread_create(&thread, &attr, analyse_thread, info);
+		rc = pthread_create(&thread, &attr, analyse_thread, &job);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		if (rc == 0)
 			pthread_join(thread, NULL);
@@ -2014,7 +2315,7 @@ static void analyse_on_thread(struct sqlinfo *info)
 		          "could not start the analysis of a long statement", 0);
 }
 
-struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len)
+static struct sqlinfo *analyse(const char *sql, size_t len, const struct normkey *nk)
 {
 	if (!sql)
 		len = 0;
@@ -2035,10 +2336,15 @@ struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len)
 		return info;
 	}
 	if (len > INLINE_MAX || pg_query_closed)
-		analyse_on_thread(info);
+		analyse_on_thread(info, nk);
 	else
-		analyse_core(info);
+		analyse_core(info, nk);
 	return info;
+}
+
+struct sqlinfo *sqlinfo_analyse(const char *sql, size_t len)
+{
+	return analyse(sql, len, NULL);
 }
 
 /* PostgreSQL's server encodings (pg_wchar.h, up to PG_ENCODING_BE_LAST):
@@ -2094,6 +2400,12 @@ void sqlinfo_free(struct sqlinfo *info)
 	assert(info->refs > 0);
 	if (--info->refs > 0)
 		return;
+	struct sqlinfo *base = info->base;
+	if (base) { /* a view (see the cache): one block */
+		free(info);
+		sqlinfo_free(base);
+		return;
+	}
 	struct arena a = *info_arena(info);
 	arena_release(&a);
 }
@@ -2109,11 +2421,56 @@ void sqlinfo_shutdown(void)
 /* ------------------------------------------------------------------ */
 /* Cache.                                                              */
 
+/*
+ * Two kinds of entries share one LRU list and one capacity. An exact entry
+ * is keyed by the text and serves it again. A normalized entry is keyed by
+ * normalize()'s key of an analysed text that has literals, and serves any
+ * text with the same key, that is the same statement with other literal
+ * values, as a view of that analysis: see make_view().
+ *
+ * Why a view says what a parse would: equal keys mean the same bytes
+ * outside the literals, and literals the scanner turns into the same
+ * tokens (ICONST, FCONST or SCONST), so the grammar reduces the same way
+ * and builds the same tree but for the values of those tokens and the
+ * positions after them. (That rests on the lexer; a literal it would see
+ * where the scanner sees none has no A_Const, below, and marks the
+ * analysis.) What could still differ, and what answers it:
+ *   - The walk reading a value: it reads one only for EXPLAIN's analyze
+ *     option, and marks the analysis literal_sensitive there.
+ *   - The grammar keeping a value outside an A_Const, or checking it:
+ *     FETCH 10 is a count (in the fingerprint), float(60) an error, int[5]
+ *     an array bound, COPY's file name a string field. A literal that is
+ *     not at an A_Const's place marks the analysis too (literals_in_consts).
+ *     An A_Const's value the walk never reads and libpg_query's
+ *     fingerprint ignores, and PostgreSQL 15's grammar does not look at it
+ *     once made from a literal (zone_value checks an interval's mask,
+ *     made from key words).
+ *   - The tree's depth: libpg_query leaves out a zero integer, one JSON
+ *     level; an analysis at the depth limit is marked.
+ *   - Positions: tables, columns and functions are ordered by where they
+ *     appear, and a position moves by what the literals before it grew or
+ *     shrank, which keeps the order; make_view() moves statement texts
+ *     and offsets the same way.
+ * Only successful, unmarked analyses get a normalized entry. A normalized
+ * hit does not add the exact text: with literals that vary, it would not
+ * be asked for again and would push out entries that are.
+ */
+struct span {
+	size_t start, len;
+};
+
 struct cache_entry {
 	struct cache_entry *hnext;       /* hash chain */
 	struct cache_entry *prev, *next; /* LRU list, newest first */
 	uint64_t hash;
-	struct sqlinfo *info; /* the cache's reference; its text is the key */
+	struct sqlinfo *info; /* the cache's reference */
+	const char *key;      /* info->text, or the normalized key after lits */
+	size_t key_len;
+	bool normalized;
+	/* Normalized: where info->text's literals are, for make_view(); they
+	 * and the key follow the entry in its block. */
+	const struct span *lits;
+	size_t n_lits;
 };
 
 struct sqlinfo_cache {
@@ -2187,39 +2544,152 @@ void sqlinfo_cache_free(struct sqlinfo_cache *c)
 	free(c);
 }
 
+/* The entry for a key, made the newest; or NULL. */
+static struct cache_entry *cache_find(struct sqlinfo_cache *c, uint64_t h, const char *key,
+                                      size_t len, bool normalized)
+{
+	for (struct cache_entry *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext) {
+		if (e->hash == h && e->normalized == normalized && e->key_len == len &&
+		    memcmp(e->key, key, len) == 0) {
+			lru_unlink(e);
+			lru_push_newest(c, e);
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Adds e (its key, hash and info set), pushing out the oldest when full. */
+static void cache_insert(struct sqlinfo_cache *c, struct cache_entry *e)
+{
+	if (c->stats.entries == c->stats.capacity) {
+		cache_remove(c, c->lru.prev);
+		c->stats.evictions++;
+	}
+	size_t b = e->hash & (c->nbuckets - 1);
+	e->hnext = c->buckets[b];
+	c->buckets[b] = e;
+	lru_push_newest(c, e);
+	c->stats.entries++;
+}
+
+static void cache_add_normalized(struct sqlinfo_cache *c, struct sqlinfo *info,
+                                 const struct normkey *nk, uint64_t h)
+{
+	struct cache_entry *e = xmalloc(sizeof(*e) + nk->n * sizeof(struct span) + nk->key_len);
+	struct span *lits = (struct span *)(e + 1);
+	char *key = (char *)(lits + nk->n);
+	for (size_t i = 0; i < nk->n; i++)
+		lits[i] = (struct span){nk->lits[i].start, nk->lits[i].len};
+	memcpy(key, nk->key, nk->key_len);
+	*e = (struct cache_entry){
+	    .hash = h,
+	    .info = sqlinfo_ref(info),
+	    .key = key,
+	    .key_len = nk->key_len,
+	    .normalized = true,
+	    .lits = lits,
+	    .n_lits = nk->n,
+	};
+	cache_insert(c, e);
+}
+
+/*
+ * An analysis of sql (len bytes) made from base, the analysis of a text
+ * with the same normalized key; base_lits and lits are the literals of the
+ * two texts, n of each. One block: the struct, a copy of base's statements
+ * with their texts and offsets moved onto sql, and the texts. Everything
+ * else it points to is base's, which it holds a reference to.
+ */
+static struct sqlinfo *make_view(struct sqlinfo *base, const char *sql, size_t len,
+                                 const struct span *base_lits, const struct literal *lits, size_t n)
+{
+	size_t ns = base->n_stmts;
+	size_t head = (sizeof(struct sqlinfo) + 15) & ~(size_t)15;
+	size_t stmts = ns * sizeof(struct sqlinfo_stmt);
+	/* The text, then each statement's own copy when there are several:
+	 * they do not overlap, so at most the text again and a NUL each. */
+	size_t texts = len + 1 + (base->multi ? len + ns : 0);
+	char *block = xmalloc(head + stmts + texts);
+	struct sqlinfo *v = (struct sqlinfo *)block;
+	struct sqlinfo_stmt *st = (struct sqlinfo_stmt *)(block + head);
+	char *text = block + head + stmts, *p = text + len + 1;
+	*v = *base;
+	v->refs = 1;
+	v->arena = NULL;
+	v->base = sqlinfo_ref(base);
+	v->text = text;
+	v->len = len;
+	v->stmts = st;
+	memcpy(text, sql, len);
+	text[len] = '\0';
+	if (ns)
+		memcpy(st, base->stmts, stmts);
+	/* A position of base's text outside its literals moves by what the
+	 * literals before it grew or shrank. Statements come in text order. */
+	size_t k = 0, grown = 0, shrunk = 0;
+	for (size_t i = 0; i < ns; i++) {
+		size_t at[2] = {st[i].offset, st[i].offset + st[i].sql_len};
+		for (int j = 0; j < 2; j++) {
+			for (; k < n && base_lits[k].start + base_lits[k].len <= at[j]; k++) {
+				grown += lits[k].len;
+				shrunk += base_lits[k].len;
+			}
+			at[j] = at[j] + grown - shrunk;
+		}
+		assert(at[0] <= at[1] && at[1] <= len);
+		st[i].offset = at[0];
+		st[i].sql_len = at[1] - at[0];
+		if (!base->multi) {
+			st[i].sql = text;
+			continue;
+		}
+		memcpy(p, text + at[0], st[i].sql_len);
+		p[st[i].sql_len] = '\0';
+		st[i].sql = p;
+		p += st[i].sql_len + 1;
+	}
+	return v;
+}
+
 struct sqlinfo *sqlinfo_cache_analyse(struct sqlinfo_cache *c, const char *sql, size_t len)
 {
 	if (!sql) {
 		sql = "";
 		len = 0;
 	}
+	/* The length bound is also normalize()'s: keys stay short. */
 	if (c->stats.capacity == 0 || len > SQLINFO_CACHE_MAX_SQL) {
 		c->stats.uncached++;
 		return sqlinfo_analyse(sql, len);
 	}
 	uint64_t h = cache_hash(c, sql, len);
-	for (struct cache_entry *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->hnext) {
-		if (e->hash == h && e->info->len == len && memcmp(e->info->text, sql, len) == 0) {
-			c->stats.hits++;
-			lru_unlink(e);
-			lru_push_newest(c, e);
-			return sqlinfo_ref(e->info);
-		}
+	struct cache_entry *e = cache_find(c, h, sql, len, false);
+	if (e) {
+		c->stats.hits++;
+		return sqlinfo_ref(e->info);
+	}
+	struct normkey nk;
+	bool keyed = normalize(sql, len, &nk) && nk.n > 0;
+	uint64_t nh = keyed ? cache_hash(c, nk.key, nk.key_len) : 0;
+	e = keyed ? cache_find(c, nh, nk.key, nk.key_len, true) : NULL;
+	if (e) {
+		c->stats.normalized_hits++;
+		struct sqlinfo *view = make_view(e->info, sql, len, e->lits, nk.lits, nk.n);
+		normkey_release(&nk);
+		return view;
 	}
 	c->stats.misses++;
-	struct sqlinfo *info = sqlinfo_analyse(sql, len);
-	if (c->stats.entries == c->stats.capacity) {
-		cache_remove(c, c->lru.prev);
-		c->stats.evictions++;
-	}
-	struct cache_entry *e = xcalloc(1, sizeof(*e));
+	struct sqlinfo *info = analyse(sql, len, keyed ? &nk : NULL);
+	e = xcalloc(1, sizeof(*e));
 	e->hash = h;
 	e->info = sqlinfo_ref(info);
-	size_t b = h & (c->nbuckets - 1);
-	e->hnext = c->buckets[b];
-	c->buckets[b] = e;
-	lru_push_newest(c, e);
-	c->stats.entries++;
+	e->key = info->text;
+	e->key_len = info->len;
+	cache_insert(c, e);
+	if (keyed && info->error == SQLINFO_OK && !info->literal_sensitive)
+		cache_add_normalized(c, info, &nk, nh);
+	normkey_release(&nk);
 	return info;
 }
 

@@ -21,6 +21,9 @@
 #include "sqlinfo.h"
 #include "unit.h"
 
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <pg_query.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -985,6 +988,638 @@ static void test_cache(void)
 	sqlinfo_cache_free(cache);
 }
 
+/* ------------------------------------------------------------------ */
+/* The cache's normalized level: a text that differs from an analysed one
+ * only in its literals is answered from that analysis. Each answer is
+ * compared with a fresh analysis of the same text, field by field. */
+
+static bool same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether got says all that want says; if not, what differs, in why. */
+static bool same_analysis(const struct sqlinfo *got, const struct sqlinfo *want, char *why,
+                          size_t size)
+{
+#define DIFF(cond, ...)                                                                            \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			snprintf(why, size, __VA_ARGS__);                                          \
+			return false;                                                              \
+		}                                                                                  \
+	} while (0)
+	DIFF(got->len != want->len || memcmp(got->text, want->text, got->len) != 0 ||
+	         got->text[got->len] != '\0',
+	     "text");
+	DIFF(got->error != want->error, "error %d, want %d", got->error, want->error);
+	DIFF(!same_str(got->error_message, want->error_message), "error message");
+	DIFF(got->error_position != want->error_position, "error position");
+	DIFF(!same_str(got->error_sqlstate, want->error_sqlstate), "sqlstate");
+	DIFF(got->multi != want->multi, "multi");
+	DIFF(got->n_stmts != want->n_stmts, "%zu statements, want %zu", got->n_stmts,
+	     want->n_stmts);
+	for (size_t i = 0; i < got->n_stmts; i++) {
+		const struct sqlinfo_stmt *g = &got->stmts[i], *w = &want->stmts[i];
+		DIFF(g->sql_len != w->sql_len || strlen(g->sql) != g->sql_len ||
+		         strcmp(g->sql, w->sql) != 0,
+		     "statement %zu: sql \"%s\", want \"%s\"", i, g->sql, w->sql);
+		DIFF(g->offset != w->offset, "statement %zu: offset %zu, want %zu", i, g->offset,
+		     w->offset);
+		DIFF(g->kind != w->kind, "statement %zu: kind", i);
+		DIFF(!same_str(g->command, w->command), "statement %zu: command", i);
+		DIFF(!same_str(g->setting, w->setting), "statement %zu: setting", i);
+		DIFF(!same_str(g->fingerprint, w->fingerprint),
+		     "statement %zu: fingerprint %s, want %s", i,
+		     g->fingerprint ? g->fingerprint : "NULL",
+		     w->fingerprint ? w->fingerprint : "NULL");
+		DIFF(g->n_tables != w->n_tables, "statement %zu: tables", i);
+		for (size_t k = 0; k < g->n_tables; k++)
+			DIFF(!same_str(g->tables[k].schema, w->tables[k].schema) ||
+			         !same_str(g->tables[k].name, w->tables[k].name) ||
+			         g->tables[k].access != w->tables[k].access,
+			     "statement %zu: table %zu", i, k);
+		DIFF(g->n_columns != w->n_columns, "statement %zu: columns", i);
+		for (size_t k = 0; k < g->n_columns; k++)
+			DIFF(!same_str(g->columns[k].schema, w->columns[k].schema) ||
+			         !same_str(g->columns[k].table, w->columns[k].table) ||
+			         !same_str(g->columns[k].name, w->columns[k].name) ||
+			         g->columns[k].table_index != w->columns[k].table_index ||
+			         g->columns[k].access != w->columns[k].access,
+			     "statement %zu: column %zu", i, k);
+		DIFF(g->n_functions != w->n_functions, "statement %zu: functions", i);
+		for (size_t k = 0; k < g->n_functions; k++)
+			DIFF(!same_str(g->functions[k].schema, w->functions[k].schema) ||
+			         !same_str(g->functions[k].name, w->functions[k].name) ||
+			         !same_str(g->functions[k].qualified, w->functions[k].qualified),
+			     "statement %zu: function %zu", i, k);
+		char gf[16], wf[16];
+		fmt_flags(g, gf);
+		fmt_flags(w, wf);
+		DIFF(strcmp(gf, wf) != 0 || g->multi != w->multi || g->writes != w->writes,
+		     "statement %zu: flags %s, want %s", i, gf, wf);
+	}
+	return true;
+#undef DIFF
+}
+
+/* Analyses sql (len bytes) through the cache and checks the answer against a
+ * fresh analysis. Returns whether it was a normalized hit. */
+static bool check_cached(struct sqlinfo_cache *cache, const char *sql, size_t len,
+                         const char *primed)
+{
+	struct sqlinfo_cache_stats before, after;
+	sqlinfo_cache_get_stats(cache, &before);
+	struct sqlinfo *got = sqlinfo_cache_analyse(cache, sql, len);
+	sqlinfo_cache_get_stats(cache, &after);
+	struct sqlinfo *want = sqlinfo_analyse(sql, len);
+	char why[512];
+	bool same = same_analysis(got, want, why, sizeof(why));
+	CHECK(same);
+	if (!same)
+		fprintf(stderr, "  ^ %s\n    after: %s\n    text:  %.*s\n", why, primed, (int)len,
+		        sql);
+	sqlinfo_free(got);
+	sqlinfo_free(want);
+	return after.normalized_hits > before.normalized_hits;
+}
+
+/*
+ * Rewrites the literals of sql as a client inlining other values would,
+ * into out: written apart from sqlinfo.c's lexer, so that the two do not
+ * share a mistake. Numbers and standard strings change; what is inside
+ * comments, quoted identifiers, dollar quotes and prefixed strings (E'',
+ * B'', X'', N'', U&'') does not. variant 1 and 2 keep each literal's token
+ * type (an int stays an int), 3 changes that of integers.
+ * Returns how many literals it changed.
+ */
+static size_t rewrite_literals(const char *sql, int variant, char *out, size_t size)
+{
+	size_t n = 0, o = 0, len = strlen(sql), i = 0;
+#define PUTS(s, l)                                                                                 \
+	do {                                                                                       \
+		size_t l_ = (l);                                                                   \
+		if (o + l_ < size) {                                                               \
+			memcpy(out + o, (s), l_);                                                  \
+			o += l_;                                                                   \
+		}                                                                                  \
+	} while (0)
+#define IDENT(ch)                                                                                  \
+	(isalnum((unsigned char)(ch)) || (ch) == '_' || (ch) == '$' || (unsigned char)(ch) >= 0x80)
+	while (i < len) {
+		size_t from = i;
+		char c = sql[i];
+		if (c == '-' && sql[i + 1] == '-') {
+			while (i < len && sql[i] != '\n' && sql[i] != '\r')
+				i++;
+		} else if (c == '/' && sql[i + 1] == '*') {
+			int depth = 0;
+			do {
+				if (sql[i] == '/' && sql[i + 1] == '*')
+					depth++, i += 2;
+				else if (sql[i] == '*' && sql[i + 1] == '/')
+					depth--, i += 2;
+				else
+					i++;
+			} while (depth > 0 && i < len);
+		} else if (c == '"') {
+			for (i++; i < len; i++)
+				if (sql[i] == '"' && sql[++i] != '"')
+					break;
+		} else if (c == '$' && !isdigit((unsigned char)sql[i + 1])) {
+			/* $tag$ ... $tag$, kept */
+			size_t t = i + 1;
+			while (t < len && sql[t] != '$' && IDENT(sql[t]))
+				t++;
+			if (t < len && sql[t] == '$') {
+				size_t tl = t + 1 - i;
+				const char *end = memmem(sql + t + 1, len - t - 1, sql + i, tl);
+				i = end ? (size_t)(end - sql) + tl : len;
+			} else {
+				i++;
+			}
+		} else if (IDENT(c) && !isdigit((unsigned char)c)) {
+			while (i < len && IDENT(sql[i]))
+				i++;
+			bool e = i - from == 1 && (c == 'e' || c == 'E');
+			if ((c == 'u' || c == 'U') && i - from == 1 && sql[i] == '&')
+				i++;
+			if (sql[i] == '\'') /* a prefixed string, kept */
+				for (i++; i < len; i++) {
+					if (e && sql[i] == '\\')
+						i++;
+					else if (sql[i] == '\'' && sql[++i] != '\'')
+						break;
+				}
+		} else if (c == '\'') {
+			for (i++; i < len; i++)
+				if (sql[i] == '\'' && sql[++i] != '\'')
+					break;
+			static const char *const strings[] = {
+			    "", "it''s; DROP TABLE t; -- /* \\ */ $$ \"q\" ",
+			    "M\xc3\xbcller\t\x01\x7f 12 ''x'' "};
+			const char *s = strings[variant - 1];
+			if (variant == 1 && i - from == 2)
+				s = "x";
+			PUTS("'", 1);
+			PUTS(s, strlen(s));
+			PUTS("'", 1);
+			n++;
+			continue;
+		} else if (isdigit((unsigned char)c) ||
+		           (c == '.' && isdigit((unsigned char)sql[i + 1]))) {
+			bool decimal = false;
+			while (isdigit((unsigned char)sql[i]) || sql[i] == '.') {
+				decimal |= sql[i] == '.';
+				i++;
+			}
+			if (IDENT(sql[i])) { /* 1e5, 1ea: left as they are */
+				while (IDENT(sql[i]))
+					i++;
+			} else {
+				static const char *const ints[] = {"7", "2147483647", "2147483648"};
+				static const char *const big[] = {"9999999999", "123456789012345",
+				                                  "7"};
+				static const char *const decimals[] = {"0.5", "123456.789", "1.0"};
+				const char *s = decimal ? decimals[variant - 1] : ints[variant - 1];
+				if (!decimal && strtoll(sql + from, NULL, 10) > INT_MAX)
+					s = big[variant - 1];
+				if (strlen(s) == i - from && strncmp(s, sql + from, i - from) == 0)
+					s = decimal ? "12.25" : "1234567";
+				PUTS(s, strlen(s));
+				n++;
+				continue;
+			}
+		} else {
+			i++;
+		}
+		PUTS(sql + from, i - from);
+	}
+	out[o] = '\0';
+	return n;
+#undef PUTS
+#undef IDENT
+}
+
+/* Texts with literals whose variants must be normalized hits (hit), and
+ * some that must not (the lexer refuses them, or their analysis may depend
+ * on a literal's value). The whole corpus above goes through the same
+ * comparison, without expectations about hits. */
+static const struct {
+	const char *sql;
+	bool hit;
+} norm_cases[] = {
+    {"SELECT abalance FROM pgbench_accounts WHERE aid = 12345;", true},
+    {"SELECT id, email FROM public.users WHERE id = 42", true},
+    {"VALUES (1, 'a'), (2, 'b')", true},
+    {"SELECT * FROM (VALUES (1), (2)) AS v(x)", true},
+    {"SELECT 1 FROM t1 UNION SELECT 2 FROM t2 EXCEPT SELECT 3 FROM t3", true},
+    {"SELECT CASE WHEN a > 0 THEN 'p' ELSE 'n' END, b::text FROM t", true},
+    {"SELECT lower(u.email) FROM users u WHERE lower(u.email) LIKE '%x'", true},
+    {"SELECT * FROM generate_series(1, 10) g", true},
+    {"SELECT * FROM pg_read_file('/etc/passwd')", true},
+    {"SELECT * FROM dblink('host=x', 'select 1') AS t(a int)", true},
+    {"SELECT lo_export(12345, '/tmp/x')", true},
+    {"SELECT pg_catalog.pg_read_file('x', 0, 100)", true},
+    {"SELECT upper(dblink_exec('c', 'DROP TABLE t'))", true},
+    {"SELECT set_config('search_path', 'evil', false)", true},
+    {"SELECT * FROM t WHERE id = ANY(ARRAY[1, 2])", true},
+    {"SELECT * FROM big TABLESAMPLE BERNOULLI (1) REPEATABLE (42)", true},
+    {"WITH recent AS (SELECT * FROM orders WHERE ts > now() - interval '1 day') SELECT * FROM "
+     "recent",
+     true},
+    {"WITH i AS (INSERT INTO log (msg) VALUES ('x') RETURNING id) SELECT id FROM i", true},
+    {"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 100) SELECT * "
+     "FROM r",
+     true},
+    {"INSERT INTO users (email, name) VALUES ('a@b', 'A')", true},
+    {"INSERT INTO public.users VALUES (1)", true},
+    {"INSERT INTO t AS x (id, v) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET v = excluded.v + "
+     "x.v RETURNING x.id",
+     true},
+    {"INSERT INTO t (a) VALUES (nextval('seq'))", true},
+    {"INSERT INTO t (a, b) SELECT 1, 'x' WHERE NOT EXISTS (SELECT 1 FROM t WHERE a = 1)", true},
+    {"UPDATE users SET email = 'x' WHERE id = 1", true},
+    {"UPDATE t SET (a, b) = (SELECT x, y FROM src WHERE src.id = t.id) WHERE t.k = 1", true},
+    {"UPDATE ONLY t AS x SET v = v + 1 WHERE x.id = 3 RETURNING x.v", true},
+    {"UPDATE s.accounts SET balance = balance - 100 WHERE id = 7 RETURNING balance", true},
+    {"DELETE FROM t WHERE id = 1", true},
+    {"DELETE FROM log WHERE ts < now() - interval '30 days'", true},
+    {"MERGE INTO t USING s ON t.id = s.id WHEN MATCHED AND s.v > 10 THEN UPDATE SET v = 0 WHEN "
+     "NOT MATCHED THEN INSERT VALUES (s.id, 'new')",
+     true},
+    {"SET LOCAL statement_timeout = '5s'", true},
+    {"SET TIME ZONE 'UTC'", true},
+    {"EXECUTE q (1)", true},
+    {"CALL process_queue(10)", true},
+    {"EXPLAIN ANALYZE DELETE FROM users WHERE id = 1", true},
+    {"SELECT 'a;b', \"semi;colon\" FROM t", true},
+    {"SELECT 'it''s; DROP TABLE t' FROM u", true},
+    {"SELECT 1 -- ; DROP TABLE users", true},
+    {"-- leading comment\nSELECT 1", true},
+    {"/* block */ SELECT /* inner */ * FROM t /* trailing */ WHERE a = 'x'", true},
+    {"/* outer /* nested; 'x' */ still comment; */ SELECT 1 FROM t", true},
+    {"SELECT 1;", true},
+    {";; SELECT 1 ;;", true},
+    {"SELECT * FROM \"a\"\"b\" WHERE c = 5", true},
+    {"SELECT \"My Table\".\"Col\" FROM \"Sch\".\"My Table\" WHERE \"Col\" > 2.5", true},
+    {"SELECT * FROM \"it's\" WHERE \"x\"\"'\" = 'y'", true},
+    {"SELECT * FROM orders WHERE user_id = $1 AND status = 'open' LIMIT 20", true},
+    {"PREPARE q (int) AS SELECT * FROM users WHERE id = $1 AND kind = 'a'", true},
+    {"SELECT x FROM t WHERE a < -1 AND b <- 2 AND c = - /* c */ 3", true},
+    {"SELECT -'1', - 2.5 FROM t", true},
+    {"SELECT 'a'\n'b' FROM t", true},
+    {"SELECT 'a' \n\t 'b'\r'c' FROM t WHERE d = 'e'", true},
+    {"SELECT 2147483648, 1.5 FROM t", true},
+    {"SELECT x::varchar(10), y::numeric(10, 2), z::timestamp(3) FROM t", true},
+    {"SELECT DATE '2020-01-01', interval '1' day FROM t", true},
+    {"SELECT * FROM t ORDER BY 1 LIMIT 10 OFFSET 20", true},
+    {"SELECT * FROM t FETCH FIRST 5 ROWS ONLY", true},
+    {"SELECT a FROM t GROUP BY 1 HAVING count(*) > 3", true},
+    {"SELECT * FROM t WHERE a BETWEEN 1 AND 10 AND b IN ('x', 'y') AND c IS NOT NULL", true},
+    {"SELECT t1.c2 FROM t1 JOIN t2 ON t1.id = t2.id AND t2.k = 7", true},
+    {"SELECT * FROM t WHERE a = 1 FOR UPDATE", true},
+    {"SELECT ARRAY[1, 2, 3], ROW(1, 'a')", true},
+    {"SELECT * FROM t WHERE a ~ '^x' AND b LIKE 'y%' ESCAPE '!'", true},
+    {"SELECT a$1, t2.c3 FROM t2 WHERE b = 'x'", true},
+    {"COPY (SELECT * FROM t WHERE a = 5) TO STDOUT", true},
+    {"ALTER TABLE t ADD COLUMN c int DEFAULT 5", true},
+    {"CREATE TABLE t (id int, name varchar(20) DEFAULT 'x' CHECK (id > 0))", true},
+    {"CREATE INDEX ON t (a) WHERE b = 'x'", true},
+    /* several statements */
+    {"SELECT 1; SELECT 2", true},
+    {"BEGIN; UPDATE t SET a = 1 WHERE id = 2; COMMIT;", true},
+    {"SELECT 'a;b'; SELECT 'x'", true},
+    {"/* c; */ SELECT 1; -- x;\nDELETE FROM t WHERE id = 10", true},
+    {"INSERT INTO a VALUES (1);DELETE FROM b WHERE c = 'zz'", true},
+    {"SELECT 1;;\n\n  SELECT * FROM \"x;y\" WHERE z = 'q' ; ", true},
+    {"SET search_path = x; SELECT * FROM t WHERE a = 'b' /* 'c' */; SELECT 3 -- 'd'\n", true},
+    /* the lexer refuses */
+    {"SELECT E'x' FROM t WHERE a = 1", false},
+    {"SELECT $$x$$, 1", false},
+    {"SELECT 1e5, 2", false},
+    {"SELECT .5 FROM t WHERE a = 1", false},
+    {"SELECT * FROM U&\"d\\0061t\\+000061\" WHERE a = 1", false},
+    {"SELECT 'a' FROM t WHERE b = N'x'", false},
+    {"SELECT 1 /* unterminated", false},
+    /* the analysis might depend on a value */
+    {"EXPLAIN (ANALYZE 0) DELETE FROM t", false},
+    {"EXPLAIN (ANALYZE 'off') DELETE FROM t WHERE a = 1", false},
+    {"FETCH 10 FROM c", false},
+    {"SELECT 1::float(10)", false},
+    {"SELECT 1::int[5]", false},
+    {"COPY t TO '/tmp/t.csv'", false},
+    {"CREATE FUNCTION add(a int, b int) RETURNS int AS 'SELECT a + b' LANGUAGE sql", false},
+    {"DO 'BEGIN NULL; END'", false},
+    {"NOTIFY jobs, 'payload'", false},
+    {"COMMENT ON TABLE s.t IS 'x'", false},
+    {"CREATE ROLE analyst LOGIN PASSWORD 'x'", false},
+    {"ALTER SEQUENCE seq RESTART WITH 1", false},
+    {"PREPARE TRANSACTION 'tx1'", false},
+    {"CREATE TYPE mood AS ENUM ('sad', 'ok')", false},
+    /* errors are not kept under a normalized key */
+    {"SELECT 1 FROM WHERE a = 'x'", false},
+};
+
+/* Primes a cache with sql, then analyses each variant of it through the
+ * cache; returns how many variants were normalized hits (of 2 that keep
+ * the token types, the third is not counted). */
+static int check_variants(const char *sql)
+{
+	int hits = 0;
+	for (int v = 1; v <= 3; v++) {
+		char variant[2048];
+		if (rewrite_literals(sql, v, variant, sizeof(variant)) == 0)
+			continue;
+		struct sqlinfo_cache *cache = sqlinfo_cache_new(16);
+		sqlinfo_free(sqlinfo_cache_analyse(cache, sql, strlen(sql)));
+		if (check_cached(cache, variant, strlen(variant), sql) && v < 3)
+			hits++;
+		/* and back: the original from the variant's entry, if any */
+		check_cached(cache, sql, strlen(sql), variant);
+		sqlinfo_cache_free(cache);
+	}
+	return hits;
+}
+
+static void test_normalized_property(void)
+{
+	for (int fp = 1; fp >= 0; fp--) {
+		sqlinfo_set_fingerprints(fp);
+		for (size_t i = 0; i < ARRAY_SIZE(norm_cases); i++) {
+			int hits = check_variants(norm_cases[i].sql);
+			CHECK(hits == (norm_cases[i].hit ? 2 : 0));
+			if (hits != (norm_cases[i].hit ? 2 : 0))
+				fprintf(stderr, "  ^ %d normalized hits for %s\n", hits,
+				        norm_cases[i].sql);
+		}
+		for (size_t i = 0; i < ARRAY_SIZE(cases); i++)
+			check_variants(cases[i].sql);
+		for (size_t i = 0; i < ARRAY_SIZE(multi_cases); i++)
+			check_variants(multi_cases[i].sql);
+	}
+	sqlinfo_set_fingerprints(true);
+}
+
+/*
+ * Pairs whose texts look alike once literals are taken out, to a lexer
+ * less careful than the cache's, but whose statements differ: the second
+ * must never be answered from the first's entry, nor the first from the
+ * second's. Several would hide a DROP TABLE from a policy.
+ */
+static const struct {
+	const char *a, *b;
+	size_t b_len; /* 0: strlen */
+} bypass_pairs[] = {
+    {"SELECT 1ea", "SELECT 1e5"},
+    {"SELECT 'a'\n'b'", "SELECT 'a' 'b'"},
+    {"SELECT 'a' -- c\n'b' FROM t", "SELECT 'a'\n'b' FROM t"},
+    /* E'': a backslash escapes the quote */
+    {"SELECT E'a\\'; DROP TABLE t; -- '", "SELECT E'a\\\\'; DROP TABLE t; -- '"},
+    {"SELECT E'\\'', 1 FROM t", "SELECT E'\\', 1 FROM t'"},
+    /* standard strings: it does not */
+    {"SELECT 'nothing'", "SELECT 'a\\' , (SELECT 1 FROM secret) --'"},
+    {"SELECT 'x''; DROP TABLE t; --' FROM u", "SELECT 'x'; DROP TABLE t; --' FROM u"},
+    {"SELECT 1 FROM t WHERE a = 'x''y'", "SELECT 1 FROM t WHERE a = 'x' 'y'"},
+    /* quotes inside dollar quotes, comments and identifiers */
+    {"SELECT $$ ' $$ AS x -- '", "SELECT $$ ' $$; DROP TABLE t; -- '"},
+    {"SELECT $a$x$a$ FROM t", "SELECT $a$y$a$ FROM t"},
+    {"SELECT 1 -- it'x'", "SELECT 1 -- it's\n; DROP TABLE t; -- '"},
+    {"SELECT 1 /* nested /* */ 'x' */", "SELECT 1 /* nested /* */ '*/; DROP TABLE t; /*' */"},
+    {"SELECT \"it's\" FROM t -- '", "SELECT \"it'\"; DROP TABLE t; --'"},
+    {"SELECT \"a\"\"b\" FROM t WHERE c = 'x'", "SELECT \"a\" \"b\" FROM t WHERE c = 'x'"},
+    /* Unicode escapes: the UESCAPE string changes the name */
+    {"SELECT * FROM U&\"x!0061\" UESCAPE '!'", "SELECT * FROM U&\"x!0061\" UESCAPE '#'"},
+    {"SELECT U&'d' || 'x' FROM t", "SELECT U&'d' || 'y' FROM t"},
+    {"SELECT B'101' FROM t", "SELECT B'111' FROM t"},
+    {"SELECT X'1F', N'x' FROM t", "SELECT X'FF', N'y' FROM t"},
+    /* values the analysis or the grammar reads */
+    {"EXPLAIN (ANALYZE 0) DELETE FROM t", "EXPLAIN (ANALYZE 1) DELETE FROM t"},
+    {"EXPLAIN (ANALYZE 'off') DELETE FROM t", "EXPLAIN (ANALYZE 'on') DELETE FROM t"},
+    {"FETCH 10 FROM c", "FETCH 20 FROM c"},
+    {"SELECT 1::float(10)", "SELECT 1::float(60)"},
+    {"SELECT 1::int[5]", "SELECT 1::int[6]"},
+    {"COPY t FROM 'a'", "COPY t FROM 'b'"},
+    {"DO 'BEGIN NULL; END'", "DO 'BEGIN DROP TABLE t; END'"},
+    {"PREPARE TRANSACTION 'a'", "PREPARE TRANSACTION 'b'"},
+    /* signs, classes and digits that are not literals */
+    {"SELECT 5 -1", "SELECT 5 1"},
+    {"SELECT 1-1 FROM t", "SELECT 1 -1 FROM t"},
+    {"SELECT * FROM t LIMIT 2147483647", "SELECT * FROM t LIMIT 2147483648"},
+    {"SELECT 1.5 FROM t", "SELECT 15 FROM t"},
+    {"SELECT .5 FROM t", "SELECT .7 FROM t"},
+    {"SELECT 1.5 FROM t", "SELECT 1.5.5 FROM t"},
+    {"SELECT 0x1F", "SELECT 0x2F"},
+    {"SELECT $1::int FROM t", "SELECT $2::int FROM t"},
+    {"SELECT a FROM t1 WHERE x = 1", "SELECT a FROM t2 WHERE x = 2"},
+    {"SELECT a$1 FROM t WHERE x = 1", "SELECT a$2 FROM t WHERE x = 2"},
+    /* bytes that could pass for the key's marks */
+    {"SELECT 1, 2", "SELECT 1, \x01"},
+    {"SELECT 'a', 'b'", "SELECT 'a', \x03"},
+    {"SELECT 1, \"a\"", "SELECT 1, \"\x01\""},
+    {"SELECT 'a'", "SELECT 'a\0b'", 11},
+    {"SELECT 1 /* x", "SELECT 2 /* x"},
+};
+
+static void test_normalized_bypass(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(bypass_pairs); i++) {
+		const char *text[2] = {bypass_pairs[i].a, bypass_pairs[i].b};
+		size_t len[2] = {strlen(text[0]),
+		                 bypass_pairs[i].b_len ? bypass_pairs[i].b_len : strlen(text[1])};
+		for (int first = 0; first < 2; first++) {
+			struct sqlinfo_cache *cache = sqlinfo_cache_new(16);
+			check_cached(cache, text[first], len[first], "(nothing)");
+			bool hit = check_cached(cache, text[!first], len[!first], text[first]);
+			CHECK(!hit);
+			if (hit)
+				fprintf(stderr, "  ^ normalized hit for %s after %s\n",
+				        text[!first], text[first]);
+			sqlinfo_cache_free(cache);
+		}
+	}
+}
+
+static void test_normalized_cache(void)
+{
+	struct sqlinfo_cache *cache = sqlinfo_cache_new(4);
+	struct sqlinfo_cache_stats s;
+	const char *a = "SELECT abalance FROM pgbench_accounts WHERE aid = 1; SELECT 'x' FROM t";
+	const char *b = "SELECT abalance FROM pgbench_accounts WHERE aid = 123456; SELECT 'a much "
+	                "longer text' FROM t";
+	struct sqlinfo *base = sqlinfo_cache_analyse(cache, a, strlen(a));
+	sqlinfo_cache_get_stats(cache, &s);
+	CHECK(s.misses == 1 && s.entries == 2); /* the text and its key */
+	struct sqlinfo *view = sqlinfo_cache_analyse(cache, b, strlen(b));
+	sqlinfo_cache_get_stats(cache, &s);
+	CHECK(view != base);
+	CHECK(s.normalized_hits == 1 && s.hits == 0 && s.misses == 1);
+	CHECK(s.entries == 2); /* a normalized hit does not add its text */
+	/* the view is the same statement with its own texts */
+	CHECK(view->n_stmts == 2 && view->multi && view->len == strlen(b));
+	if (view->n_stmts == 2) {
+		CHECK_STR(view->stmts[0].sql,
+		          "SELECT abalance FROM pgbench_accounts WHERE aid = 123456");
+		CHECK(view->stmts[1].offset == 58);
+		CHECK_STR(view->stmts[1].sql, "SELECT 'a much longer text' FROM t");
+		CHECK(view->stmts[0].tables == base->stmts[0].tables); /* shared */
+	}
+	/* the base's exact entry serves the base's text */
+	struct sqlinfo *again = sqlinfo_cache_analyse(cache, a, strlen(a));
+	CHECK(again == base);
+	sqlinfo_free(again);
+
+	/* The cache and the caller's reference to the base go: the view keeps
+	 * what it points to (valgrind and ASan watch this). */
+	sqlinfo_free(base);
+	sqlinfo_cache_free(cache);
+	if (view->n_stmts == 2) {
+		CHECK_STR(view->stmts[0].tables[0].name, "pgbench_accounts");
+		CHECK_STR(view->stmts[0].columns[1].name, "aid");
+		CHECK_STR(view->stmts[1].command, "SELECT");
+		CHECK(view->stmts[1].sql[view->stmts[1].sql_len] == '\0');
+	}
+	struct sqlinfo *held = sqlinfo_ref(view);
+	sqlinfo_free(view);
+	CHECK(held->n_stmts == 2 && strcmp(held->text, b) == 0);
+	sqlinfo_free(held);
+
+	/* Evicted while a view is held: the same. With capacity 1 the key's
+	 * entry pushes out the text's own. */
+	cache = sqlinfo_cache_new(1);
+	sqlinfo_free(sqlinfo_cache_analyse(cache, a, strlen(a)));
+	view = sqlinfo_cache_analyse(cache, b, strlen(b));
+	struct sqlinfo *other = sqlinfo_cache_analyse(cache, "SELECT 2 FROM u", 15);
+	sqlinfo_cache_get_stats(cache, &s);
+	CHECK(s.normalized_hits == 1 && s.entries == 1 && s.evictions == 3);
+	CHECK(view->n_stmts == 2 && strcmp(view->stmts[0].tables[0].name, "pgbench_accounts") == 0);
+	sqlinfo_free(other);
+	sqlinfo_cache_free(cache);
+	CHECK(view->n_stmts == 2 && strcmp(view->stmts[1].tables[0].name, "t") == 0);
+	sqlinfo_free(view);
+
+	/* a single statement's text is the view's whole text */
+	cache = sqlinfo_cache_new(8);
+	sqlinfo_free(sqlinfo_cache_analyse(cache, "DELETE FROM t WHERE id = 1", 26));
+	view = sqlinfo_cache_analyse(cache, "DELETE FROM t WHERE id = 12", 27);
+	CHECK(view->n_stmts == 1 && view->stmts[0].sql == view->text &&
+	      view->stmts[0].sql_len == 27 && view->stmts[0].has_where);
+	sqlinfo_free(view);
+	sqlinfo_cache_free(cache);
+}
+
+/* Texts near the limits: many literals in a text analysed on its own
+ * thread, and a tree as deep as the analysis takes. */
+static void test_normalized_limits(void)
+{
+	char *a = malloc(16384), *b = malloc(16384);
+	a[0] = b[0] = '\0';
+	for (int i = 0; i < 300; i++) {
+		char s[64];
+		snprintf(s, sizeof(s), "INSERT INTO t VALUES (%d, 'v%d');\n", i, i);
+		strcat(a, s);
+		snprintf(s, sizeof(s), "INSERT INTO t VALUES (%d, '');\n", i * 1000);
+		strcat(b, s);
+	}
+	struct sqlinfo_cache *cache = sqlinfo_cache_new(8);
+	sqlinfo_free(sqlinfo_cache_analyse(cache, a, strlen(a)));
+	CHECK(strlen(b) > 4096 && check_cached(cache, b, strlen(b), "300 INSERTs"));
+	sqlinfo_cache_free(cache);
+	free(a);
+	free(b);
+
+	/* libpg_query leaves a zero out of the tree: at the depth limit,
+	 * ARRAY[...[0]...] passes where ARRAY[...[5]...] is too deep, and the
+	 * first must not answer for the second. */
+	bool found = false;
+	for (int n = 3320; n < 3340 && !found; n++) {
+		char *zero = repeat("SELECT ", "ARRAY[", (size_t)n, "0");
+		char *text = repeat(zero, "]", (size_t)n, "");
+		size_t len = strlen(text);
+		struct sqlinfo *z = sqlinfo_analyse(text, len);
+		*strchr(text, '0') = '5';
+		struct sqlinfo *f = sqlinfo_analyse(text, len);
+		if (z->error == SQLINFO_OK && f->error == SQLINFO_ERR_COMPLEX) {
+			found = true;
+			cache = sqlinfo_cache_new(8);
+			*strchr(text, '5') = '0';
+			sqlinfo_free(sqlinfo_cache_analyse(cache, text, len));
+			*strchr(text, '0') = '5';
+			CHECK(!check_cached(cache, text, len, "ARRAY[...[0]...]"));
+			sqlinfo_cache_free(cache);
+		}
+		sqlinfo_free(z);
+		sqlinfo_free(f);
+		free(text);
+		free(zero);
+	}
+	CHECK(found);
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* Nanoseconds per sqlinfo_cache_analyse of each of n texts, the best of
+ * three rounds. */
+static double per_call(struct sqlinfo_cache *cache, char (*texts)[96], int n)
+{
+	double best = 1e30;
+	for (int r = 0; r < 3; r++) {
+		double t0 = now_ns();
+		for (int i = 0; i < n; i++)
+			sqlinfo_free(sqlinfo_cache_analyse(cache, texts[i], strlen(texts[i])));
+		double d = (now_ns() - t0) / n;
+		if (d < best)
+			best = d;
+	}
+	return best;
+}
+
+/* With SQLINFO_BENCH=1, prints to stderr what pgbench -S's statement costs
+ * through the cache, fingerprints off as the policy runs it. Asserts
+ * nothing. */
+static void bench_normalized(void)
+{
+	const char *env = getenv("SQLINFO_BENCH");
+	if (!env || strcmp(env, "1") != 0)
+		return;
+	enum { N = 4096 };
+	char(*same)[96] = malloc(N * sizeof(*same));
+	char(*varied)[96] = malloc(N * sizeof(*varied));
+	char(*distinct)[96] = malloc(N * sizeof(*distinct));
+	for (int i = 0; i < N; i++) {
+		int aid = 1 + (i * 7919) % 100000;
+		snprintf(same[i], sizeof(same[i]),
+		         "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;");
+		snprintf(varied[i], sizeof(varied[i]),
+		         "SELECT abalance FROM pgbench_accounts WHERE aid = %d;", aid);
+		/* a comment makes each a statement of its own */
+		snprintf(distinct[i], sizeof(distinct[i]),
+		         "/* %d */ SELECT abalance FROM pgbench_accounts WHERE aid = %d;", i, aid);
+	}
+	sqlinfo_set_fingerprints(false);
+	struct sqlinfo_cache *cache = sqlinfo_cache_new(SQLINFO_CACHE_DEFAULT);
+	double exact = per_call(cache, same, N);
+	double normalized = per_call(cache, varied, N);
+	double miss = per_call(cache, distinct, N / 4);
+	struct sqlinfo_cache_stats s;
+	sqlinfo_cache_get_stats(cache, &s);
+	fprintf(
+	    stderr,
+	    "bench pgbench -S statement: exact hit %.0f ns, normalized hit %.0f ns, miss %.0f ns"
+	    " (%" PRIu64 " hits, %" PRIu64 " normalized, %" PRIu64 " misses)\n",
+	    exact, normalized, miss, s.hits, s.normalized_hits, s.misses);
+	sqlinfo_cache_free(cache);
+	sqlinfo_set_fingerprints(true);
+	free(same);
+	free(varied);
+	free(distinct);
+}
+
 static void test_session_safe(void)
 {
 	/* what the server reports, and how clients spell it */
@@ -1142,9 +1777,14 @@ int main(void)
 	test_session_safe();
 	test_limits();
 	test_cache();
+	test_normalized_cache();
+	test_normalized_bypass();
+	test_normalized_limits();
+	test_normalized_property();
 	printf("corpus: %zu statements, %zu multi-statement strings, %zu rejected texts\n",
 	       ARRAY_SIZE(cases), ARRAY_SIZE(multi_cases), ARRAY_SIZE(error_cases));
 	report_timing();
+	bench_normalized();
 	test_shutdown();
 	sqlinfo_shutdown();
 	return unit_summary("test_sqlinfo");
