@@ -103,7 +103,6 @@ int policy_script_count(void);
 const char *policy_script_name(int script);
 const struct policy_script_stats *policy_script_stats(int script);
 size_t policy_memory(void);
-void policy_cache_stats(uint64_t *hits, uint64_t *misses, size_t *entries);
 
 /* The client is gone: its session table goes too. */
 void policy_client_gone(struct client *client);

@@ -243,6 +243,15 @@ void sqlinfo_set_fingerprints(bool on);
  */
 bool sqlinfo_session_safe(const char *client_encoding, const char *standard_conforming_strings);
 
+/*
+ * The statement whose text stands for the structure of info's statement i:
+ * for an analysis the cache made from another by its normalized key, that
+ * other's statement i (so texts that differ only in literals give the
+ * same one); otherwise info's own. A key for what depends on the
+ * statement but not on its literals' values.
+ */
+const struct sqlinfo_stmt *sqlinfo_structure_of(const struct sqlinfo *info, size_t i);
+
 /* Adds a reference; returns info. */
 struct sqlinfo *sqlinfo_ref(struct sqlinfo *info);
 

@@ -185,16 +185,6 @@ size_t policy_memory(void)
 	return vm ? lua_vm_memory(vm) : 0;
 }
 
-void policy_cache_stats(uint64_t *hits, uint64_t *misses, size_t *entries)
-{
-	struct sqlinfo_cache_stats st = {0};
-	if (cache)
-		sqlinfo_cache_get_stats(cache, &st);
-	*hits = st.hits;
-	*misses = st.misses;
-	*entries = st.entries;
-}
-
 void policy_shutdown(void)
 {
 	lua_vm_free(vm);
@@ -473,8 +463,17 @@ static void deny(struct policy_result *out, const char *sqlstate, const char *fm
  * is a request of its own each time; a rewrite embeds the literals, so it
  * is kept for the exact text only.
  */
+/* What a script's verdict is cached by: the statement's text, or its structure's. */
+static void verdict_key(int s, const struct sqlinfo_stmt *st, const struct sqlinfo_stmt *shape,
+                        const char **key, size_t *len)
+{
+	const struct sqlinfo_stmt *k = cache_level[s] == CACHE_STRUCTURE ? shape : st;
+	*key = k->sql;
+	*len = k->sql_len;
+}
+
 static void remember(int s, uint8_t variant, const struct client *c, const struct sqlinfo_stmt *st,
-                     const struct lua_verdict_info *v)
+                     const struct sqlinfo_stmt *shape, const struct lua_verdict_info *v)
 {
 	if (cache_level[s] == CACHE_NONE || v->verdict == LUA_VERDICT_APPROVE ||
 	    v->verdict == LUA_VERDICT_INVALID ||
@@ -483,7 +482,10 @@ static void remember(int s, uint8_t variant, const struct client *c, const struc
 	struct cached_verdict cv = {.verdict = v->verdict, .message = v->message, .sql = v->sql};
 	if (v->sqlstate)
 		strlcpy_s(cv.sqlstate, v->sqlstate, sizeof(cv.sqlstate));
-	verdict_cache_put(verdicts, s, variant, c->user, c->dbname, st->sql, st->sql_len, &cv);
+	const char *key;
+	size_t len;
+	verdict_key(s, st, shape, &key, &len);
+	verdict_cache_put(verdicts, s, variant, c->user, c->dbname, key, len, &cv);
 }
 
 /*
@@ -491,10 +493,11 @@ static void remember(int s, uint8_t variant, const struct client *c, const struc
  * (malloc'd; it is analysed again). False when it is denied (*out says why).
  */
 static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stmt *first,
-                          bool extended, struct policy_result *out)
+                          const struct sqlinfo_stmt *first_shape, bool extended,
+                          struct policy_result *out)
 {
 	lua_State *L = lua_vm_state(vm);
-	const struct sqlinfo_stmt *st = first;
+	const struct sqlinfo_stmt *st = first, *shape = first_shape;
 	struct sqlinfo *reanalysed = NULL;
 	int rewrites = 0;
 	bool denied = false;
@@ -505,8 +508,11 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 		uint8_t variant = (uint8_t)((extended ? 1 : 0) | (st->multi ? 2 : 0));
 		const struct cached_verdict *cached = NULL;
 		if (cache_level[s] != CACHE_NONE) {
-			cached = verdict_cache_get(verdicts, s, variant, c->user, c->dbname,
-			                           st->sql, st->sql_len);
+			const char *key;
+			size_t len;
+			verdict_key(s, st, shape, &key, &len);
+			cached =
+			    verdict_cache_get(verdicts, s, variant, c->user, c->dbname, key, len);
 		}
 		struct lua_verdict_info v;
 		if (cached) {
@@ -535,7 +541,7 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 				continue;
 			}
 			v = lua_vm_take_verdict(vm);
-			remember(s, variant, c, st, &v);
+			remember(s, variant, c, st, shape, &v);
 		}
 		switch (v.verdict) {
 		case LUA_VERDICT_NONE:
@@ -584,6 +590,7 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 			sqlinfo_free(reanalysed);
 			reanalysed = info;
 			st = &info->stmts[0];
+			shape = sqlinfo_structure_of(info, 0);
 			break;
 		}
 		case LUA_VERDICT_INVALID:
@@ -637,8 +644,9 @@ void policy_check(struct client *c, const char *sql, size_t len, bool extended,
 		for (size_t i = 0; i < info->n_stmts && out->decision != POLICY_DENIED; i++) {
 			const struct sqlinfo_stmt *st = &info->stmts[i];
 			char *rewritten = NULL;
-			if (run_statement(c, &rewritten, st, extended, out) && rewritten &&
-			    strcmp(rewritten, st->sql) != 0) {
+			if (run_statement(c, &rewritten, st, sqlinfo_structure_of(info, i),
+			                  extended, out) &&
+			    rewritten && strcmp(rewritten, st->sql) != 0) {
 				if (!texts)
 					texts = xcalloc(info->n_stmts, sizeof(char *));
 				texts[i] = rewritten;

@@ -2387,6 +2387,11 @@ bool sqlinfo_session_safe(const char *client_encoding, const char *standard_conf
 	return false;
 }
 
+const struct sqlinfo_stmt *sqlinfo_structure_of(const struct sqlinfo *info, size_t i)
+{
+	return info->base ? &info->base->stmts[i] : &info->stmts[i];
+}
+
 struct sqlinfo *sqlinfo_ref(struct sqlinfo *info)
 {
 	info->refs++;

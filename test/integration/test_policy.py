@@ -583,3 +583,34 @@ def test_bundled_plugins_with_every_client(pooler, tmp_path, table, name, client
             finally:
                 await conn.close()
         asyncio.run(go())
+
+
+def test_structure_verdict_cache_serves_statements_differing_in_literals(pooler, tmp_path):
+    from test_admin import ADMIN, console, show
+    from conftest import default_auth_users
+    s = script(tmp_path, "shape.lua", """
+return {
+  verdict_cache = "structure",
+  statement = function(stmt, session)
+    sieve.log('asked for ' .. stmt.sql)
+    for _, t in ipairs(stmt.tables) do
+      if t.name == 'pg_authid' then return sieve.deny('not pg_authid') end
+    end
+  end,
+}""")
+    auth = default_auth_users()
+    auth[ADMIN] = ""
+    p = pooler(settings={"policy_scripts": s, "admin_users": ADMIN}, auth_users=auth)
+    with p.connect() as c:
+        cur = psycopg.ClientCursor(c)   # the simple protocol, literals inline
+        for i in range(5):
+            assert cur.execute(f"select oid from pg_class where oid = {1000 + i * 7}") \
+                .fetchall() is not None
+        # Another structure is another question, and is denied.
+        for i in range(3):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not pg_authid"):
+                cur.execute(f"select rolname from pg_authid where oid = {10 + i}")
+    with console(p) as adm:
+        row = show(adm, "POLICIES")[0]
+    assert (row["calls"], row["cached"], row["denials"]) == ("2", "6", "3")
+    assert p.log().count("asked for select oid from pg_class") == 1
