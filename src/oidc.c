@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,17 @@ static usec_t last_attempt; /* monotonic: when the last fetch started */
 static struct event *refresh_timer;
 static struct list_node waiters = LIST_INIT(waiters);
 
+/*
+ * Tokens verified lately, by their SHA-256, until they expire: a storm of
+ * logins with one token pays for the signature once. Direct-mapped; a new
+ * token takes its slot. Emptied when the keys or the rules change.
+ */
+#define VERIFIED_SLOTS 1024
+static struct verified {
+	uint8_t hash[SHA256_DIGEST_LENGTH];
+	struct token_identity id; /* id.claims NULL: empty */
+} verified[VERIFIED_SLOTS];
+
 static struct {
 	usec_t loaded_at, fetched_at;
 	char result[256];
@@ -70,8 +82,29 @@ static void split_scopes(const char *list)
 	free(copy);
 }
 
+static void forget_verified(void)
+{
+	for (size_t i = 0; i < VERIFIED_SLOTS; i++)
+		token_identity_clear(&verified[i].id);
+}
+
+static struct verified *verified_slot(const uint8_t *hash)
+{
+	return &verified[(hash[0] | (size_t)hash[1] << 8) % VERIFIED_SLOTS];
+}
+
+/* A copy sharing the claims, which nobody changes. */
+static void identity_copy(struct token_identity *dst, const struct token_identity *src)
+{
+	*dst = *src;
+	json_incref(dst->claims);
+	dst->groups = xcalloc(src->n_groups ? src->n_groups : 1, sizeof(*dst->groups));
+	memcpy(dst->groups, src->groups, src->n_groups * sizeof(*dst->groups));
+}
+
 static void use_keys(struct jwks *fresh)
 {
+	forget_verified();
 	jwks_free(keys);
 	keys = fresh;
 	st.loaded_at = wall_usec();
@@ -114,7 +147,23 @@ static enum token_result check(const char *token, size_t len, struct token_ident
 		return TOKEN_UNKNOWN_KID;
 	}
 	rules.now = time(NULL);
-	return token_verify(token, len, keys, &rules, id, why);
+	uint8_t hash[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)token, len, hash);
+	struct verified *v = verified_slot(hash);
+	if (v->id.claims && memcmp(v->hash, hash, sizeof(hash)) == 0) {
+		if (rules.now <= v->id.exp + (time_t)rules.leeway) {
+			identity_copy(id, &v->id);
+			return TOKEN_OK;
+		}
+		token_identity_clear(&v->id); /* expired since: verify, and say so, again */
+	}
+	enum token_result r = token_verify(token, len, keys, &rules, id, why);
+	if (r == TOKEN_OK && id->exp) {
+		token_identity_clear(&v->id);
+		memcpy(v->hash, hash, sizeof(hash));
+		identity_copy(&v->id, id);
+	}
+	return r;
 }
 
 static void deliver(struct client *c, enum token_result r, struct token_identity *id, char *why,
@@ -240,6 +289,7 @@ bool oidc_configure(char **err)
 		use_keys(from_file);
 		snprintf(st.result, sizeof(st.result), "ok");
 	}
+	forget_verified();
 	free_rules();
 	split_scopes(cf->oidc_required_scopes);
 	rules = (struct token_rules){
@@ -288,6 +338,7 @@ void oidc_shutdown(void)
 	}
 	jwks_free(keys);
 	keys = NULL;
+	forget_verified();
 	free_rules();
 	free(source);
 	source = NULL;

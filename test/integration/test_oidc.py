@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from conftest import IS_PGBOUNCER, default_auth_users
-from helpers import RawConn, message, startup_packet, wait_for
+from helpers import PgError, RawConn, message, startup_packet, wait_for
 
 pytestmark = pytest.mark.skipif(IS_PGBOUNCER, reason="pgsieve's token logins")
 
@@ -114,11 +114,19 @@ def login(p, token, user="appuser"):
                            password=token, autocommit=True, sslmode="disable")
 
 
-def refused(p, token, user="appuser"):
-    with pytest.raises(psycopg.OperationalError) as e:
-        login(p, token, user).close()
-    assert "token authentication failed" in str(e.value)
+def refused(p, token, user="appuser", reason=None):
+    """The login fails with 28000 and a message that tells the client
+    nothing about why; the log says why (reason: a regex)."""
+    start = len(p.log())
+    c = RawConn(p.host, p.port)
+    with pytest.raises(PgError) as e:
+        c.startup(user, "testdb", password=token)
+    c.close()
+    assert e.value.sqlstate == "28000"
+    assert e.value.message == f'token authentication failed for user "{user}"'
     p.expect_fatal("token authentication failed")
+    if reason:
+        p.wait_log(r"login failed: token: .*(" + reason + ")", since=start)
 
 
 def test_rs256_and_es256_tokens_log_in_as_the_mapped_role(pooler, tmp_path, keys, pg):
@@ -139,13 +147,25 @@ def test_group_and_regex_lines_of_the_ident_map(pooler, tmp_path, keys):
     with login(p, keys.token("ec-1", sub="bot-42")) as c:
         assert c.execute("select 1").fetchone()[0] == 1
     # No line for this identity, group or pattern: refused, the reason only in the log.
-    refused(p, keys.token("rsa-1", sub="mallory", groups=["staff"]))
-    p.wait_log(r'identity "mallory" .* may not log in as appuser by map tokens')
+    refused(p, keys.token("rsa-1", sub="mallory", groups=["staff"]),
+            reason=r'identity "mallory" .* may not log in as appuser by map tokens')
     refused(p, keys.token("rsa-1", sub="bot-4x"))
 
 
-@pytest.mark.parametrize("case", ["expired", "future", "issuer", "audience", "signature",
-                                  "kid", "none", "hs256-confusion", "garbage"])
+BAD_TOKENS = {
+    "expired": "exp .* is past",
+    "future": "nbf .* is ahead",
+    "issuer": "iss",
+    "audience": "aud does not include",
+    "signature": "signature",
+    "kid": "kid",
+    "none": "none",
+    "hs256-confusion": "HS256",
+    "garbage": "segments|malformed|base64",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TOKENS))
 def test_bad_tokens_are_refused(pooler, tmp_path, keys, case):
     p = token_pooler(pooler, tmp_path, keys)
     now = int(time.time())
@@ -181,7 +201,26 @@ def test_bad_tokens_are_refused(pooler, tmp_path, keys, case):
         token = (signing_input + b"." + base64.urlsafe_b64encode(sig).rstrip(b"=")).decode()
     else:
         token = "not-a-jwt"
-    refused(p, token)
+    refused(p, token, reason=BAD_TOKENS[case])
+    assert token[:40] not in p.log()   # the token itself is never logged
+
+
+def test_a_megabyte_token_is_cut_off(pooler, tmp_path, keys):
+    p = token_pooler(pooler, tmp_path, keys)
+    c = RawConn(p.host, p.port)
+    try:
+        c.startup("appuser", "testdb", password=keys.token("rsa-1", padding="x" * (1 << 20)))
+        raise AssertionError("a 1 MB token was accepted")
+    except PgError as e:
+        assert e.sqlstate == "08P01"
+    except (ConnectionError, OSError):
+        pass   # closed while the rest of the megabyte was still on its way
+    finally:
+        c.close()
+    p.wait_log(r"message too long during authentication")
+    p.expect_fatal("message too long")
+    with login(p, keys.token("rsa-1")) as ok:   # the pooler is fine
+        assert ok.execute("select 1").fetchone()[0] == 1
 
 
 def test_tokens_need_tls_or_the_unix_socket(pooler, tmp_path, keys):
@@ -453,3 +492,38 @@ def test_expired_token_ends_the_session_between_transactions(pooler, tmp_path, k
     with login(q, keys.token("rsa-1", lifetime=2)) as d:
         time.sleep(3.2)
         assert d.execute("select 1").fetchone()[0] == 1
+
+
+def test_psql_and_asyncpg_with_tokens_in_transaction_mode(pooler, tmp_path, keys):
+    import asyncio
+    import os
+
+    import asyncpg
+    from test_admin import ADMIN, console, show
+    auth = default_auth_users()
+    auth[ADMIN] = ""
+    p = token_pooler(pooler, tmp_path, keys, pool_mode="transaction", admin_users=ADMIN)
+    p.write_config(auth_users=auth)
+    p.reload()
+    tok = keys.token("ec-1", sub="bot-99")
+    out = subprocess.run(["psql", "-X", "-At", "-h", p.host, "-p", str(p.port), "-U", "appuser",
+                          "-d", "testdb", "-c", "select current_user, 40 + 2"],
+                         capture_output=True, text=True, timeout=30,
+                         env=dict(os.environ, PGPASSWORD=tok, PGSSLMODE="disable"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "appuser|42"
+
+    async def run():
+        conn = await asyncpg.connect(host=p.host, port=p.port, user="appuser",
+                                     database="testdb", password=tok, ssl=False)
+        try:
+            async with conn.transaction():
+                assert await conn.fetchval("select $1::int + 1", 41) == 42
+            with console(p) as adm:
+                rows = [r for r in show(adm, "CLIENTS") if r["user"] == "appuser"]
+            assert [r["identity"] for r in rows] == ["bot-99"]
+        finally:
+            await conn.close()
+    asyncio.run(run())
+    recs = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert {r.get("identity") for r in recs if r["event"] == "statement"} == {"bot-99"}
