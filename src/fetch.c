@@ -12,6 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
@@ -38,6 +39,36 @@ struct fetch {
 };
 
 static struct list_node in_flight = LIST_INIT(in_flight);
+
+/*
+ * Connections whose request is over, freed on the next loop turn: evhttp
+ * cannot free one inside its request's callback, and its free-on-completion
+ * flag misses a connection that never connected.
+ */
+#define MAX_DONE 64
+static struct evhttp_connection *done_conns[MAX_DONE];
+static size_t n_done;
+static struct event *reaper;
+
+static void free_done(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	while (n_done > 0)
+		evhttp_connection_free(done_conns[--n_done]);
+}
+
+static void retire(struct evhttp_connection *conn)
+{
+	if (!reaper)
+		reaper = evtimer_new(pooler_base, free_done, NULL);
+	if (n_done == MAX_DONE)
+		free_done(-1, 0, NULL); /* all finished: safe even from a callback */
+	done_conns[n_done++] = conn;
+	static const struct timeval now = {0, 0};
+	evtimer_add(reaper, &now);
+}
 
 static void fetch_free(struct fetch *f)
 {
@@ -101,7 +132,8 @@ static void on_error(enum evhttp_request_error e, void *arg)
 static void on_done(struct evhttp_request *req, void *arg)
 {
 	struct fetch *f = arg;
-	f->conn = NULL; /* freed by evhttp once this request is done */
+	retire(f->conn);
+	f->conn = NULL;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 	if (!req || f->failed || status == 0) {
 		ERR_clear_error();
@@ -180,7 +212,6 @@ static bool send_request(struct fetch *f, const char *ip, char **err)
 		*err = xstrdup("cannot send the request");
 		return false;
 	}
-	evhttp_connection_free_on_completion(f->conn);
 	return true;
 }
 
@@ -290,6 +321,10 @@ void fetch_cancel(struct fetch *f)
 
 void fetch_shutdown(void)
 {
+	free_done(-1, 0, NULL);
+	if (reaper)
+		event_free(reaper);
+	reaper = NULL;
 	struct list_node *it;
 	while ((it = list_pop(&in_flight))) {
 		struct fetch *f = container_of(it, struct fetch, node);

@@ -99,7 +99,8 @@ static void identity_copy(struct token_identity *dst, const struct token_identit
 	*dst = *src;
 	json_incref(dst->claims);
 	dst->groups = xcalloc(src->n_groups ? src->n_groups : 1, sizeof(*dst->groups));
-	memcpy(dst->groups, src->groups, src->n_groups * sizeof(*dst->groups));
+	if (src->n_groups)
+		memcpy(dst->groups, src->groups, src->n_groups * sizeof(*dst->groups));
 }
 
 static void use_keys(struct jwks *fresh)
