@@ -45,7 +45,8 @@ PG_BIN=/usr/lib/postgresql/15/bin
 BUILD_PKGS="autoconf automake libtool pkg-config gcc make libevent-dev libssl-dev
 	libc-ares-dev libpg-query-dev liblua5.4-dev libjwt-dev libjansson-dev"
 TEST_PKGS="postgresql-15 postgresql-client-15 python3-pytest python3-psycopg
-	python3-asyncpg python3-pytest-timeout pgbouncer valgrind git iproute2"
+	python3-asyncpg python3-pytest-timeout python3-jwt python3-cryptography pgbouncer valgrind
+	git iproute2"
 
 SCRATCH=""
 CHILD=""

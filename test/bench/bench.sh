@@ -21,7 +21,10 @@
 #   --clients LIST    client counts (default "1 10 50")
 #   --modes LIST      pool modes (default "transaction session")
 #   --workloads LIST  select (-S), tpcb (the default script), select-C
-#                     (-S -C: a new connection per transaction), extended
+#                     (-S -C: a new connection per transaction), token-C
+#                     (-S -C where pgsieve's clients log in with an OIDC
+#                     token, auth_type oidc, against PgBouncer's SCRAM
+#                     logins: logins per second; needs python3-jwt), extended
 #                     (-S -M extended), prepared (-S -M prepared);
 #                     default "select tpcb select-C extended prepared"
 #   --scale N         pgbench scale (default 10)
@@ -94,7 +97,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 
 for w in $WORKLOADS; do
-	case "$w" in select | tpcb | select-C | extended | prepared) ;; *) die "unknown workload $w" ;; esac
+	case "$w" in select | tpcb | select-C | extended | prepared | token-C) ;; *) die "unknown workload $w" ;; esac
 done
 for m in $MODES; do
 	case "$m" in session | transaction | statement) ;; *) die "unknown pool mode $m" ;; esac
@@ -318,6 +321,19 @@ write_ini() {	# write_ini NAME MODE POOL_SIZE
 	logfile = $SCRATCH/$name-$2.log
 	pidfile = $SCRATCH/$name.pid
 	EOF
+	if [ "$name" = pgsieve ] && [ -n "$TOKEN" ]; then
+		# Token logins reach the same database under another name, which
+		# the hba file sends to oidc; the pool logs in with the password.
+		sed -i "/^\[databases\]/a ${DB}_token = host=$PG_HOST port=$PG_PORT dbname=$DB user=$ROLE password=$PW" "$ini"
+		cat >>"$ini" <<-EOF
+		auth_type = hba
+		auth_hba_file = $SCRATCH/hba.conf
+		oidc_issuer = https://bench.invalid
+		oidc_audience = pgsieve-bench
+		oidc_jwks_file = $SCRATCH/jwks.json
+		oidc_allow_insecure_transport = 1
+		EOF
+	fi
 	if [ "$name" = pgsieve ] && [ -n "$POLICY" ]; then
 		cp "$POLICY" "$SCRATCH/policy.lua"
 		[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$SCRATCH/policy.lua"
@@ -353,7 +369,7 @@ workload_args() {	# workload_args WORKLOAD
 	case "$1" in
 	select) echo "-S" ;;
 	tpcb) echo "" ;;
-	select-C) echo "-S -C" ;;
+	select-C | token-C) echo "-S -C" ;;
 	extended) echo "-S -M extended" ;;
 	prepared) echo "-S -M prepared" ;;
 	esac
@@ -365,11 +381,12 @@ run_one() {	# run_one NAME MODE WORKLOAD CLIENTS SECONDS OUTFILE
 	jobs=$(nproc)
 	[ "$jobs" -gt "$c" ] && jobs=$c
 	# shellcheck disable=SC2046
-	local host=127.0.0.1 port=${PORT[$name]:-}
+	local host=127.0.0.1 port=${PORT[$name]:-} db=$DB pw=$PW
 	# "direct": PostgreSQL itself, the baseline where PgBouncer cannot play.
 	[ "$name" = direct ] && host=$PG_HOST port=$PG_PORT
-	env PGPASSWORD="$PW" timeout -k 5 $((secs + 60)) "$PGBENCH" -n $(workload_args "$w") \
-		-c "$c" -j "$jobs" -T "$secs" -h "$host" -p "$port" -U "$ROLE" "$DB" \
+	[ "$w" = token-C ] && [ "$name" = pgsieve ] && db=${DB}_token pw=$TOKEN
+	env PGPASSWORD="$pw" timeout -k 5 $((secs + 60)) "$PGBENCH" -n $(workload_args "$w") \
+		-c "$c" -j "$jobs" -T "$secs" -h "$host" -p "$port" -U "$ROLE" "$db" \
 		>"$out" 2>&1
 	rc=$?
 	if [ "$name" != direct ] && ! kill -0 "${POOLER_PID[$name]}" 2>/dev/null; then
@@ -404,6 +421,30 @@ median() {
 	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 }
 		END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# token-C: a key, its JWKS, and one token for the role, valid for the run.
+TOKEN=""
+if [[ " $WORKLOADS " == *" token-C "* ]]; then
+	TOKEN=$(/usr/bin/python3 - "$SCRATCH" "$ROLE" <<-'PY'
+	import base64, json, sys, time
+	import jwt
+	from cryptography.hazmat.primitives.asymmetric import rsa
+	d, role = sys.argv[1], sys.argv[2]
+	key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+	n = key.public_key().public_numbers()
+	b64 = lambda v: base64.urlsafe_b64encode(v.to_bytes((v.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+	with open(d + "/jwks.json", "w") as f:
+	    json.dump({"keys": [{"kty": "RSA", "kid": "bench", "n": b64(n.n), "e": b64(n.e)}]}, f)
+	now = int(time.time())
+	print(jwt.encode({"iss": "https://bench.invalid", "aud": "pgsieve-bench", "sub": role,
+	                  "iat": now, "exp": now + 86400}, key, algorithm="RS256",
+	                 headers={"kid": "bench"}))
+	PY
+	) || die "token-C needs python3-jwt and python3-cryptography"
+	printf 'host %s_token all 127.0.0.1/32 oidc\nhost all all 127.0.0.1/32 scram-sha-256\n' "$DB" \
+		>"$SCRATCH/hba.conf"
+	[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$SCRATCH/jwks.json" "$SCRATCH/hba.conf"
+fi
 
 START=$SECONDS
 ROWS=()
@@ -461,6 +502,7 @@ echo "pgsieve $("$SCRATCH/bin/pgsieve" -V | awk '{print $2}') vs $("$PGBOUNCER_B
 	"PostgreSQL $PG_VERSION, $(nproc) CPUs, pgbench -T $DURATION (warm-up ${WARMUP}s)," \
 	"median of $REPEAT runs per cell, scale $SCALE"
 [ -n "$POLICY" ] && echo "pgsieve runs the policy $(basename "$POLICY") on every statement; PgBouncer has none"
+[ -n "$TOKEN" ] && echo "token-C: pgsieve's clients log in with one RS256 token (auth_type oidc, verified once, then from its cache); PgBouncer's with SCRAM"
 echo "both poolers: auth_type scram-sha-256 (SCRAM pass-through), default_pool_size $TX_POOL" \
 	"(transaction) / $SESSION_POOL (session), TCP on 127.0.0.1"
 echo
