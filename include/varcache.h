@@ -25,10 +25,14 @@ const char *varcache_name(int i);
 /* Index of a tracked parameter (case-insensitive), or -1. */
 int varcache_index(const char *name);
 
-/* The setting identity_propagation = guc keeps up to date on each server. */
+/*
+ * The setting identity_propagation = guc sets on a server for each client
+ * it serves. The server never reports it and a client may change it, so
+ * its value on a server is never taken as known: it is set at every link.
+ */
 #define VARCACHE_IDENTITY "pgsieve.identity"
 
-/* Records a value if name is tracked (NULL: unknown again); returns whether it changed. */
+/* Records a value if name is tracked; returns whether it changed. */
 bool varcache_set(struct varcache *vc, const char *name, const char *value);
 const char *varcache_get(const struct varcache *vc, int i);
 void varcache_free(struct varcache *vc);

@@ -837,8 +837,6 @@ static void finish_task(struct server *s)
 			                                     : "connect_query failed");
 			return;
 		}
-		if (task == TASK_RESET) /* DISCARD ALL, RESET ALL: the identity is unknown again */
-			varcache_set(&s->vars, VARCACHE_IDENTITY, NULL);
 		pool_server_ready(s);
 		return;
 	case TASK_SET_VARS:
@@ -853,15 +851,8 @@ static void finish_task(struct server *s)
 			server_close(s, "SET of client settings failed");
 			return;
 		}
-		if (s->client) {
-			/* The server reports no change of a setting it does not GUC_REPORT: note
-			 * it. */
-			int id = varcache_index(VARCACHE_IDENTITY);
-			if (id >= 0)
-				varcache_set(&s->vars, VARCACHE_IDENTITY,
-				             varcache_get(&s->client->vars, id));
+		if (s->client)
 			client_linked(s->client);
-		}
 		return;
 	case TASK_AUTH_QUERY: {
 		struct client *c = s->auth_client;

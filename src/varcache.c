@@ -78,10 +78,10 @@ bool varcache_set(struct varcache *vc, const char *name, const char *value)
 	int i = varcache_index(name);
 	if (i < 0)
 		return false;
-	if (!value ? !vc->values[i] : vc->values[i] && strcmp(vc->values[i], value) == 0)
+	if (vc->values[i] && strcmp(vc->values[i], value) == 0)
 		return false;
 	free(vc->values[i]);
-	vc->values[i] = value ? xstrdup(value) : NULL;
+	vc->values[i] = xstrdup(value);
 	return true;
 }
 

@@ -282,6 +282,12 @@ def test_identity_propagation_guc_reaches_the_server(pooler, tmp_path, keys):
         # The same server connection (pool of one), now with the other identity.
         assert b.execute("select current_setting('pgsieve.identity', true)").fetchone()[0] \
             == "bot-7"
+    # What a client sets there itself is not taken for the next one's identity.
+    with login(p, keys.token("rsa-1")) as a:
+        a.execute("select set_config('pgsieve.identity', 'bob', false)")
+    with login(p, keys.token("rsa-1")) as a2:
+        assert a2.execute("select current_setting('pgsieve.identity', true)").fetchone()[0] \
+            == "alice@corp.example"
     # A client without a token clears it.
     with psycopg.connect(**p.conninfo(), autocommit=True) as c:
         assert c.execute("select current_setting('pgsieve.identity', true)").fetchone()[0] == ""
