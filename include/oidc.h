@@ -24,6 +24,8 @@ struct token_identity;
 /* At start and on RELOAD: rules from the settings, the key set (re)loaded. */
 bool oidc_configure(char **err) MUST_CHECK;
 void oidc_shutdown(void);
+/* For --check: what oidc_configure would refuse, without loading anything. */
+bool oidc_check(char **err) MUST_CHECK;
 
 /* NULL if token logins can be checked; otherwise what is missing, for the log. */
 const char *oidc_not_ready(void);

@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 		log_verbose = cf->verbose;
 	if (check) {
 		/* What a start or RELOAD would read and compile, without serving anything. */
-		if (!auth_load_files(&err) || !policy_configure(&err))
+		if (!auth_load_files(&err) || !policy_configure(&err) || !oidc_check(&err))
 			die("%s", err);
 		printf("%s: configuration ok (%d policy script%s)\n", argv[optind],
 		       policy_script_count(), policy_script_count() == 1 ? "" : "s");

@@ -260,18 +260,35 @@ static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 	start_fetch();
 }
 
-bool oidc_configure(char **err)
+/* What can be wrong with the settings, before anything changes. */
+static bool validate(unsigned *algorithms, struct jwks **from_file, char **err)
 {
-	/* Everything that can fail comes first: a bad value keeps what runs. */
-	unsigned algorithms;
-	if (!token_parse_algorithms(cf->oidc_algorithms, &algorithms, err))
+	if (!token_parse_algorithms(cf->oidc_algorithms, algorithms, err))
 		return false;
 	if (cf->oidc_jwks_file && cf->oidc_jwks_url) {
 		*err = xstrdup("oidc_jwks_file and oidc_jwks_url: set one of them, not both");
 		return false;
 	}
-	struct jwks *from_file = NULL;
-	if (cf->oidc_jwks_file && !(from_file = read_file(cf->oidc_jwks_file, err)))
+	*from_file = NULL;
+	return !cf->oidc_jwks_file || (*from_file = read_file(cf->oidc_jwks_file, err));
+}
+
+bool oidc_check(char **err)
+{
+	unsigned algorithms;
+	struct jwks *from_file;
+	if (!validate(&algorithms, &from_file, err))
+		return false;
+	jwks_free(from_file);
+	return true;
+}
+
+bool oidc_configure(char **err)
+{
+	/* Everything that can fail comes first: a bad value keeps what runs. */
+	unsigned algorithms;
+	struct jwks *from_file;
+	if (!validate(&algorithms, &from_file, err))
 		return false;
 	const char *new_source = cf->oidc_jwks_file ? cf->oidc_jwks_file : cf->oidc_jwks_url;
 	bool same_source = source && new_source && strcmp(source, new_source) == 0;

@@ -533,3 +533,24 @@ def test_psql_and_asyncpg_with_tokens_in_transaction_mode(pooler, tmp_path, keys
     asyncio.run(run())
     recs = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert {r.get("identity") for r in recs if r["event"] == "statement"} == {"bot-99"}
+
+
+def test_bad_oidc_settings_stop_the_start_and_the_check(pooler, tmp_path, keys):
+    from conftest import POOLER_BIN
+    (tmp_path / "broken.json").write_text('{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}')
+    for settings, message in (
+            ({"oidc_jwks_file": str(tmp_path / "broken.json")}, "no usable key"),
+            ({"oidc_jwks_file": str(tmp_path / "missing.json")}, "No such file"),
+            ({"oidc_algorithms": "HS256"}, "HS256"),
+            ({"oidc_jwks_url": "https://127.0.0.1:1/jwks",
+              "oidc_jwks_file": str(tmp_path / "broken.json")}, "not both")):
+        p = pooler(settings=dict({"oidc_issuer": ISSUER, "oidc_audience": AUDIENCE}, **settings),
+                   start=False)
+        out = subprocess.run([str(POOLER_BIN), "--check", str(p.ini_path)],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode != 0 and message in out.stderr, (settings, out.stderr)
+        p.start(wait=False)
+        p.expect_exit = True
+        assert p.proc.wait(10) != 0
+        assert message in p.log()
+        p.expect_fatal(".")
