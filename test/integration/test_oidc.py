@@ -554,3 +554,18 @@ def test_bad_oidc_settings_stop_the_start_and_the_check(pooler, tmp_path, keys):
         assert p.proc.wait(10) != 0
         assert message in p.log()
         p.expect_fatal(".")
+
+
+def test_unknown_kids_do_not_flood_the_issuer(pooler, tmp_path, keys, jwks_server):
+    jwks_server.body = keys.jwks().encode()
+    p = token_pooler(pooler, tmp_path, keys, jwks_url=jwks_server.url,
+                     oidc_jwks_ca_file=jwks_server.ca, oidc_jwks_min_refresh="60")
+    with login(p, keys.token("rsa-1")) as c:   # the first fetch
+        assert c.execute("select 1").fetchone()[0] == 1
+    fetched = jwks_server.hits
+    assert fetched >= 1
+    other = Keys()
+    for i in range(5):
+        other.add_rsa(f"random-{i}")
+        refused(p, other.token(f"random-{i}"), reason="kid")
+    assert jwks_server.hits == fetched   # no fetch within oidc_jwks_min_refresh
