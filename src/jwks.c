@@ -9,7 +9,7 @@
  * thread-local queue and must not find ours there.
  */
 #include "jwks.h"
-#include "base64url.h"
+#include "base64.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

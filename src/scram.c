@@ -13,6 +13,7 @@
  * error messages never carry a password, a proof or a key.
  */
 #include "scram.h"
+#include "base64.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -29,112 +30,6 @@
 #define MAX_ATTRS       16
 #define MAX_GS2_HEADER  8
 #define AUTH_FAILED_MSG "password authentication failed"
-
-/* ---- base64, strict ---- */
-
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static size_t b64_encoded_len(size_t n)
-{
-	return (n + 2) / 3 * 4;
-}
-
-/* dst must hold b64_encoded_len(n) + 1 bytes. */
-static void b64_encode_into(const uint8_t *src, size_t n, char *dst)
-{
-	size_t i = 0;
-	char *o = dst;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8 | src[i + 2];
-		*o++ = b64_alphabet[v >> 18 & 63];
-		*o++ = b64_alphabet[v >> 12 & 63];
-		*o++ = b64_alphabet[v >> 6 & 63];
-		*o++ = b64_alphabet[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)src[i] << 16;
-		*o++ = b64_alphabet[v >> 18 & 63];
-		*o++ = b64_alphabet[v >> 12 & 63];
-		*o++ = '=';
-		*o++ = '=';
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)src[i] << 16 | (uint32_t)src[i + 1] << 8;
-		*o++ = b64_alphabet[v >> 18 & 63];
-		*o++ = b64_alphabet[v >> 12 & 63];
-		*o++ = b64_alphabet[v >> 6 & 63];
-		*o++ = '=';
-	}
-	*o = '\0';
-}
-
-static char *b64_encode(const uint8_t *src, size_t n)
-{
-	char *s = xmalloc(b64_encoded_len(n) + 1);
-	b64_encode_into(src, n, s);
-	return s;
-}
-
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * Decodes exactly len characters into at most cap bytes. Padding is
- * required, only at the end, and the bits it leaves over must be zero, so
- * each byte string has exactly one accepted spelling.
- */
-static bool b64_decode(const char *src, size_t len, uint8_t *dst, size_t cap, size_t *out_len)
-{
-	if (len % 4 != 0)
-		return false;
-	size_t o = 0;
-	for (size_t i = 0; i < len; i += 4) {
-		bool last = i + 4 == len;
-		int v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			unsigned char c = (unsigned char)src[i + (size_t)k];
-			if (c == '=' && last && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad) /* data after '=' */
-				return false;
-			v[k] = b64_value(c);
-			if (v[k] < 0)
-				return false;
-		}
-		if (pad == 2 && (v[1] & 0x0f))
-			return false;
-		if (pad == 1 && (v[2] & 0x03))
-			return false;
-		size_t nbytes = 3 - (size_t)pad;
-		if (o + nbytes > cap)
-			return false;
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-		             (uint32_t)v[3];
-		dst[o++] = (uint8_t)(w >> 16);
-		if (nbytes > 1)
-			dst[o++] = (uint8_t)(w >> 8);
-		if (nbytes > 2)
-			dst[o++] = (uint8_t)w;
-	}
-	*out_len = o;
-	return true;
-}
 
 /* ---- crypto primitives ---- */
 
@@ -329,13 +224,14 @@ bool scram_parse_secret(const char *secret, struct scram_secret *out)
 	struct scram_secret s;
 	memset(&s, 0, sizeof(s));
 	size_t n;
-	bool ok = parse_int(iter, (size_t)(colon1 - iter), 1, INT_MAX, &s.iterations) &&
-	          b64_decode(salt, (size_t)(dollar - salt), s.salt, sizeof(s.salt), &s.salt_len) &&
-	          s.salt_len > 0 &&
-	          b64_decode(stored, (size_t)(colon2 - stored), s.stored_key, SCRAM_KEY_LEN, &n) &&
-	          n == SCRAM_KEY_LEN &&
-	          b64_decode(server, server_len, s.server_key, SCRAM_KEY_LEN, &n) &&
-	          n == SCRAM_KEY_LEN;
+	bool ok =
+	    parse_int(iter, (size_t)(colon1 - iter), 1, INT_MAX, &s.iterations) &&
+	    base64_decode(salt, (size_t)(dollar - salt), s.salt, sizeof(s.salt), &s.salt_len) &&
+	    s.salt_len > 0 &&
+	    base64_decode(stored, (size_t)(colon2 - stored), s.stored_key, SCRAM_KEY_LEN, &n) &&
+	    n == SCRAM_KEY_LEN &&
+	    base64_decode(server, server_len, s.server_key, SCRAM_KEY_LEN, &n) &&
+	    n == SCRAM_KEY_LEN;
 	if (ok)
 		*out = s;
 	OPENSSL_cleanse(&s, sizeof(s));
@@ -372,9 +268,9 @@ void scram_secret_from_password(const char *password, int iterations, struct scr
 
 char *scram_secret_format(const struct scram_secret *secret)
 {
-	char *salt = b64_encode(secret->salt, secret->salt_len);
-	char *stored = b64_encode(secret->stored_key, SCRAM_KEY_LEN);
-	char *server = b64_encode(secret->server_key, SCRAM_KEY_LEN);
+	char *salt = base64_encode(secret->salt, secret->salt_len);
+	char *stored = base64_encode(secret->stored_key, SCRAM_KEY_LEN);
+	char *server = base64_encode(secret->server_key, SCRAM_KEY_LEN);
 	char *s = xasprintf(SECRET_PREFIX "%d:%s$%s:%s", secret->iterations, salt, stored, server);
 	free(salt);
 	free(stored);
@@ -471,7 +367,7 @@ static char *random_nonce(void)
 	uint8_t raw[RAW_NONCE_LEN];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return NULL;
-	return b64_encode(raw, sizeof(raw));
+	return base64_encode(raw, sizeof(raw));
 }
 
 /* client-first-bare "," server-first "," client-final-without-proof */
@@ -617,7 +513,7 @@ bool scram_server_handle_client_first(struct scram_server *st, const char *msg, 
 	char *ours = st->test_server_nonce ? xstrdup(st->test_server_nonce) : random_nonce();
 	if (!ours)
 		return server_fail(st, err, "could not generate SCRAM nonce");
-	char *salt = b64_encode(st->secret.salt, st->secret.salt_len);
+	char *salt = base64_encode(st->secret.salt, st->secret.salt_len);
 	st->nonce = xasprintf("%.*s%s", (int)nonce.n, nonce.p, ours);
 	st->server_first = xasprintf("r=%s,s=%s,i=%d", st->nonce, salt, st->secret.iterations);
 	st->client_first_bare = xstrndup(bare, bare_len);
@@ -652,7 +548,8 @@ bool scram_server_handle_client_final(struct scram_server *st, const char *msg, 
 
 	/* channel-binding: base64 of the GS2 header we saw, no binding data */
 	const char expected_gs2[3] = {st->cbind_flag, ',', ','};
-	if (!attr_is(&attrs[0], 'c', &cbind) || !b64_decode(cbind.p, cbind.n, gs2, sizeof(gs2), &n))
+	if (!attr_is(&attrs[0], 'c', &cbind) ||
+	    !base64_decode(cbind.p, cbind.n, gs2, sizeof(gs2), &n))
 		return server_fail(st, err,
 		                   "malformed SCRAM client-final-message (missing or bad c=)");
 	if (n != sizeof(expected_gs2) || memcmp(gs2, expected_gs2, n) != 0)
@@ -669,7 +566,7 @@ bool scram_server_handle_client_final(struct scram_server *st, const char *msg, 
 
 	const struct span *last = &attrs[count - 1];
 	if (!attr_is(last, 'p', &proof64) ||
-	    !b64_decode(proof64.p, proof64.n, proof, sizeof(proof), &n) || n != SCRAM_KEY_LEN)
+	    !base64_decode(proof64.p, proof64.n, proof, sizeof(proof), &n) || n != SCRAM_KEY_LEN)
 		return server_fail(st, err,
 		                   "malformed SCRAM client-final-message (missing or bad proof)");
 
@@ -688,7 +585,7 @@ bool scram_server_handle_client_final(struct scram_server *st, const char *msg, 
 	free(auth);
 
 	if (valid) {
-		char *v = b64_encode(sig, SCRAM_KEY_LEN);
+		char *v = base64_encode(sig, SCRAM_KEY_LEN);
 		*server_final_out = xasprintf("v=%s", v);
 		free(v);
 		memcpy(st->client_key, client_key, SCRAM_KEY_LEN);
@@ -818,7 +715,7 @@ bool scram_client_handle_server_first(struct scram_client *c, const char *msg, s
 	if (nonce.n <= cn || memcmp(nonce.p, c->client_nonce, cn) != 0)
 		return client_fail(c, err, "SCRAM server nonce does not extend the client nonce");
 	if (!attr_is(&attrs[1], 's', &salt64) ||
-	    !b64_decode(salt64.p, salt64.n, salt, sizeof(salt), &salt_len) || salt_len == 0)
+	    !base64_decode(salt64.p, salt64.n, salt, sizeof(salt), &salt_len) || salt_len == 0)
 		return client_fail(c, err, "malformed SCRAM server-first-message (bad salt)");
 	if (!attr_is(&attrs[2], 'i', &iter64) ||
 	    !parse_int(iter64.p, iter64.n, 1, SCRAM_MAX_CLIENT_ITERATIONS, &iterations))
@@ -843,7 +740,7 @@ bool scram_client_handle_server_first(struct scram_client *c, const char *msg, s
 	          hmac256(c->server_key, SCRAM_KEY_LEN, auth, strlen(auth), c->server_signature);
 	if (ok) {
 		xor_keys(c->client_key, sig, proof);
-		char *p64 = b64_encode(proof, SCRAM_KEY_LEN);
+		char *p64 = base64_encode(proof, SCRAM_KEY_LEN);
 		*client_final_out = xasprintf("%s,p=%s", wo_proof, p64);
 		free(p64);
 	}
@@ -891,7 +788,7 @@ bool scram_client_verify_server_final(struct scram_client *c, const char *msg, s
 		return false;
 	}
 	if (!attr_is(&attrs[0], 'v', &value) ||
-	    !b64_decode(value.p, value.n, sig, sizeof(sig), &n) || n != SCRAM_KEY_LEN)
+	    !base64_decode(value.p, value.n, sig, sizeof(sig), &n) || n != SCRAM_KEY_LEN)
 		return client_fail(c, err, "malformed SCRAM server-final-message");
 	for (size_t i = 1; i < count; i++)
 		if (!attr_is_extension(&attrs[i]))

@@ -8,7 +8,7 @@
  * and only then the claims. The first failure is the result.
  */
 #include "token.h"
-#include "base64url.h"
+#include "base64.h"
 
 #include <stdarg.h>
 #include <stdio.h>

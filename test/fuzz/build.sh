@@ -34,4 +34,4 @@ build fuzz_ini $core "$top/src/ini.c" "$top/src/config.c"
 build fuzz_hba $core "$top/src/hba.c"
 build fuzz_sqlinfo $core "$top/src/sqlinfo.c" -lpg_query -lpthread
 # shellcheck disable=SC2086
-build fuzz_scram $core "$top/src/md5.c" "$top/src/scram.c" $ssl_cflags $ssl_libs
+build fuzz_scram $core "$top/src/base64.c" "$top/src/md5.c" "$top/src/scram.c" $ssl_cflags $ssl_libs
