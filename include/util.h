@@ -44,6 +44,13 @@ size_t strlcpy_s(char *dst, const char *src, size_t size);
  */
 size_t strlcpy_printable(char *dst, const char *src, size_t size);
 
+/*
+ * The whole of a regular file of at most max bytes, malloc'd with a NUL
+ * after it (*len_out bytes before that). NULL and *err ("PATH: reason")
+ * if it cannot be opened or read, is not a regular file, or is larger.
+ */
+char *read_file(const char *path, size_t max, size_t *len_out, char **err) MUST_CHECK;
+
 /* Compares two byte strings without leaking where they differ. */
 bool secure_equal(const void *a, const void *b, size_t n);
 /* Same for NUL-terminated secrets of possibly different length. */

@@ -21,15 +21,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* A host record has at most 6 positional fields; the rest are options. */
 #define HBA_MAX_FIELDS 32
@@ -133,65 +130,6 @@ static bool hba_fail(struct hba_parser *p, const struct hba_where *w, const char
 }
 
 /* ---- reading ---- */
-
-/* Reads a whole regular file of at most HBA_MAX_FILE_SIZE bytes. */
-static char *hba_read_file(const char *path, size_t *len_out, char **err)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		*err = xasprintf("%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		*err = xasprintf("%s: cannot stat: %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		*err = xasprintf("%s: not a regular file", path);
-		close(fd);
-		return NULL;
-	}
-	if (st.st_size > HBA_MAX_FILE_SIZE) {
-		*err = xasprintf("%s: larger than %d bytes", path, HBA_MAX_FILE_SIZE);
-		close(fd);
-		return NULL;
-	}
-	/* The size may change under us: read up to the limit plus one byte to notice. */
-	size_t cap = (size_t)st.st_size + 1, len = 0;
-	char *buf = xmalloc(cap);
-	for (;;) {
-		if (len == cap) {
-			if (cap > HBA_MAX_FILE_SIZE) {
-				*err =
-				    xasprintf("%s: larger than %d bytes", path, HBA_MAX_FILE_SIZE);
-				goto fail;
-			}
-			cap = cap * 2 > (size_t)HBA_MAX_FILE_SIZE + 1
-			          ? (size_t)HBA_MAX_FILE_SIZE + 1
-			          : cap * 2;
-			buf = xrealloc(buf, cap);
-		}
-		ssize_t r = read(fd, buf + len, cap - len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			*err = xasprintf("%s: read error: %s", path, strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd);
-	*len_out = len;
-	return buf;
-fail:
-	close(fd);
-	free(buf);
-	return NULL;
-}
 
 /* Directory part of path, "." if it has none. */
 static char *hba_dirname(const char *path)
@@ -413,7 +351,7 @@ static bool hba_include(struct hba_parser *p, const struct hba_where *w, struct 
 	char *path = name[0] == '/' ? xstrdup(name) : xasprintf("%s/%s", c->dir, name);
 	char *rerr = NULL;
 	size_t len = 0;
-	char *buf = hba_read_file(path, &len, &rerr);
+	char *buf = read_file(path, HBA_MAX_FILE_SIZE, &len, &rerr);
 	if (!buf) {
 		hba_fail(p, w, "@%s: %s", name, rerr);
 		free(rerr);
@@ -785,7 +723,7 @@ struct hba *hba_load(const char *path, char **err)
 		return NULL;
 	}
 	size_t len = 0;
-	char *buf = hba_read_file(path, &len, err);
+	char *buf = read_file(path, HBA_MAX_FILE_SIZE, &len, err);
 	if (!buf) {
 		free(dummy);
 		return NULL;

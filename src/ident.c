@@ -3,9 +3,7 @@
  */
 #include "ident.h"
 
-#include <errno.h>
 #include <regex.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,22 +154,14 @@ struct ident_map *ident_parse(const char *text, const char *name, char **err)
 
 struct ident_map *ident_load(const char *path, char **err)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		*err = xasprintf("auth_ident_file %s: %s", path, strerror(errno));
+	size_t n;
+	char *why = NULL;
+	char *text = read_file(path, MAX_FILE, &n, &why);
+	if (!text) {
+		*err = xasprintf("auth_ident_file %s", why);
+		free(why);
 		return NULL;
 	}
-	char *text = xmalloc(MAX_FILE + 1);
-	size_t n = fread(text, 1, MAX_FILE + 1, f);
-	bool failed = ferror(f);
-	fclose(f);
-	if (failed || n > MAX_FILE) {
-		*err = xasprintf("auth_ident_file %s: %s", path,
-		                 failed ? "read error" : "larger than 4 MB");
-		free(text);
-		return NULL;
-	}
-	text[n] = '\0';
 	struct ident_map *m = ident_parse(text, path, err);
 	free(text);
 	return m;

@@ -11,7 +11,6 @@
 #include "pooler.h"
 #include "token.h"
 
-#include <errno.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -113,26 +112,18 @@ static void use_keys(struct jwks *fresh)
 		log_warning("oidc: %s: key skipped: %s", source, jwks_skipped(keys, i));
 }
 
-static struct jwks *read_file(const char *path, char **err)
+static struct jwks *read_key_file(const char *path, char **err)
 {
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		*err = xasprintf("oidc_jwks_file %s: %s", path, strerror(errno));
+	size_t n;
+	char *why = NULL;
+	char *text = read_file(path, JWKS_MAX_BYTES, &n, &why);
+	if (!text) {
+		*err = xasprintf("oidc_jwks_file %s", why); /* why names the file */
+		free(why);
 		return NULL;
 	}
-	char *buf = xmalloc(JWKS_MAX_BYTES + 1);
-	size_t n = fread(buf, 1, JWKS_MAX_BYTES + 1, f);
-	bool read_error = ferror(f);
-	fclose(f);
-	struct jwks *fresh = NULL;
-	char *why = NULL;
-	if (read_error)
-		why = xstrdup(strerror(EIO));
-	else if (n > JWKS_MAX_BYTES)
-		why = xasprintf("larger than %d bytes", JWKS_MAX_BYTES);
-	else
-		fresh = jwks_parse(buf, n, &why);
-	free(buf);
+	struct jwks *fresh = jwks_parse(text, n, &why);
+	free(text);
 	if (!fresh) {
 		*err = xasprintf("oidc_jwks_file %s: %s", path, why);
 		free(why);
@@ -270,7 +261,7 @@ static bool validate(unsigned *algorithms, struct jwks **from_file, char **err)
 		return false;
 	}
 	*from_file = NULL;
-	return !cf->oidc_jwks_file || (*from_file = read_file(cf->oidc_jwks_file, err));
+	return !cf->oidc_jwks_file || (*from_file = read_key_file(cf->oidc_jwks_file, err));
 }
 
 bool oidc_check(char **err)

@@ -7,11 +7,15 @@
 #include "util.h"
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void *xmalloc(size_t n)
 {
@@ -155,4 +159,54 @@ bool hex_decode(const char *s, size_t n, uint8_t *out)
 		out[i / 2] = (uint8_t)(hi << 4 | lo);
 	}
 	return true;
+}
+
+char *read_file(const char *path, size_t max, size_t *len_out, char **err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		*err = xasprintf("%s: cannot open: %s", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fd, &st) < 0) {
+		*err = xasprintf("%s: cannot stat: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*err = xasprintf("%s: not a regular file", path);
+		goto fail;
+	}
+	/* The size may change under us: read up to the limit plus one byte to notice. */
+	size_t cap = (size_t)st.st_size < max ? (size_t)st.st_size + 1 : max + 1, len = 0;
+	buf = xmalloc(cap + 1);
+	for (;;) {
+		if (len == cap) {
+			if (cap > max) {
+				*err = xasprintf("%s: larger than %zu bytes", path, max);
+				goto fail;
+			}
+			cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		ssize_t r = read(fd, buf + len, cap - len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			*err = xasprintf("%s: read error: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd);
+	buf[len] = '\0';
+	*len_out = len;
+	return buf;
+fail:
+	close(fd);
+	free(buf);
+	return NULL;
 }
