@@ -38,7 +38,7 @@ enum server_task {
 	TASK_CONNECT_QUERY,
 	TASK_CHECK,
 	TASK_RESET,
-	TASK_SET_VARS,      /* then link to the client */
+	TASK_SET_VARS,      /* the client's settings, sent ahead of its first request */
 	TASK_AUTH_QUERY,    /* auth_query for a logging-in client */
 	TASK_SESSION_CHECK, /* target_session_attrs, on servers that do not report it */
 };

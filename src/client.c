@@ -742,11 +742,6 @@ static bool client_process(struct client *c)
 			sbuf_pause(&c->sb);
 			return true;
 		}
-		if (c->server && c->server->task == TASK_SET_VARS) {
-			/* The server is still taking on our settings. */
-			sbuf_pause(&c->sb);
-			return true;
-		}
 		uint8_t type;
 		uint32_t body_len;
 		const char *err;
@@ -862,7 +857,8 @@ static bool client_process(struct client *c)
 		case 'Q':
 		case 'S':
 		case 'F':
-			if (s->expect_ready++ == 0)
+			/* The first request after the settings sent ahead of it counts from now. */
+			if (s->expect_ready++ == (s->task == TASK_SET_VARS ? 1 : 0))
 				c->request_time = s->request_time = now_usec();
 			break;
 		default:

@@ -236,14 +236,18 @@ static enum link_result link_pair(struct client *c, struct server *s)
 	c->state = CL_ACTIVE;
 	pool->stats.server_assignment_count++;
 
+	/*
+	 * The client's settings go ahead of its first request, in the same
+	 * write: the server answers them first, and the pooler keeps those
+	 * answers to itself. No round trip is spent waiting for them.
+	 */
 	char *sql = varcache_diff_sql(&c->vars, &s->vars);
-	if (!sql)
-		return LINK_NOW;
-	sv_log(LOG_LVL_DEBUG, s, "applying client settings: %s", sql);
-	sbuf_pause(&c->sb);
-	server_run_task(s, TASK_SET_VARS, sql);
-	free(sql);
-	return LINK_LATER;
+	if (sql) {
+		sv_log(LOG_LVL_DEBUG, s, "applying client settings: %s", sql);
+		server_run_task(s, TASK_SET_VARS, sql);
+		free(sql);
+	}
+	return LINK_NOW;
 }
 
 /* The next idle server that needs no check, starting checks on the others. */

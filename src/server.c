@@ -792,7 +792,8 @@ void server_run_task(struct server *s, enum server_task task, const char *sql)
 {
 	s->task = task;
 	s->task_failed = false;
-	s->expect_ready = 1;
+	/* A client's requests follow its settings at once; other tasks run alone. */
+	s->expect_ready = task == TASK_SET_VARS ? s->expect_ready + 1 : 1;
 	struct pktbuf pb;
 	pktbuf_init(&pb);
 	proto_build_query(&pb, sql);
@@ -851,9 +852,7 @@ static void finish_task(struct server *s)
 			server_close(s, "SET of client settings failed");
 			return;
 		}
-		if (s->client)
-			client_linked(s->client);
-		return;
+		return; /* the client's requests are already on their way */
 	case TASK_AUTH_QUERY: {
 		struct client *c = s->auth_client;
 		s->auth_client = NULL;
@@ -965,7 +964,7 @@ static bool task_message(struct server *s, uint8_t type, const uint8_t *body, ui
 		return true;
 	case 'Z':
 		s->tx_status = len >= 1 ? (char)body[0] : 'I';
-		s->expect_ready = 0;
+		s->expect_ready--;
 		finish_task(s);
 		return false;
 	default:
