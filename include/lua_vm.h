@@ -82,6 +82,28 @@ struct lua_verdict_info {
  */
 struct lua_verdict_info lua_vm_take_verdict(struct lua_vm *vm);
 
+/*
+ * What the scripts' init() declared with sieve.mask_column(pattern, masker
+ * [, {roles = {...}, groups = {...}}]), in order, copied out of the state:
+ * kind is "redact", "null", "email", "partial", "hash" or "fixed".
+ */
+struct lua_mask_decl {
+	char *script;
+	char *pattern; /* "schema.table.column", parts may hold '*' */
+	char *kind;
+	unsigned keep_first, keep_last; /* partial */
+	char *key;                      /* hash: NULL = the configured key */
+	size_t key_len;
+	char *value; /* fixed */
+	size_t value_len;
+	char **roles; /* empty: every role */
+	size_t n_roles;
+	char **groups; /* empty: every identity */
+	size_t n_groups;
+};
+struct lua_mask_decl *lua_vm_mask_declarations(struct lua_vm *vm, size_t *count);
+void lua_vm_mask_declarations_free(struct lua_mask_decl *decls, size_t count);
+
 /* Memory the state holds now, for SHOW POLICIES. */
 size_t lua_vm_memory(const struct lua_vm *vm);
 

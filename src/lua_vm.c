@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <openssl/crypto.h>
 #include <lua.h>
 #include <lualib.h>
 #include <stdio.h>
@@ -14,6 +15,8 @@
 
 /* Where a verdict table keeps its kind: a key scripts do not write by accident. */
 #define VERDICT_KEY "__sieve_verdict"
+/* The same for a masker (sieve.mask.*). */
+#define MASKER_KEY "__sieve_masker"
 
 struct vm_script {
 	char *name; /* the file, for messages */
@@ -27,7 +30,9 @@ struct lua_vm {
 	int sandbox; /* registry ref: the read-only globals every script sees */
 	int sieve;   /* registry ref: the sieve module */
 	int n_scripts;
-	int current; /* the script running now, for sieve.log; -1 outside */
+	int current;  /* the script running now, for sieve.log; -1 outside */
+	bool in_init; /* a script's init() runs: sieve.mask_column may declare */
+	int masks;    /* registry ref: the list of sieve.mask_column declarations */
 	struct vm_script scripts[LUA_VM_MAX_SCRIPTS];
 };
 
@@ -118,6 +123,138 @@ static int sieve_approve(lua_State *L)
 	return 1;
 }
 
+/* Maskers: tables marked with their kind, turned into C maskers by the caller. */
+static void masker(lua_State *L, const char *kind)
+{
+	lua_newtable(L);
+	lua_pushstring(L, kind);
+	lua_setfield(L, -2, MASKER_KEY);
+}
+
+static int mask_partial(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_getfield(L, 1, "keep_first");
+	lua_Integer first = luaL_optinteger(L, -1, 0);
+	lua_getfield(L, 1, "keep_last");
+	lua_Integer last = luaL_optinteger(L, -1, 0);
+	if (first < 0 || last < 0 || first > 1000 || last > 1000)
+		return luaL_error(L,
+		                  "sieve.mask.partial: keep_first and keep_last must be 0..1000");
+	masker(L, "partial");
+	lua_pushinteger(L, first);
+	lua_setfield(L, -2, "keep_first");
+	lua_pushinteger(L, last);
+	lua_setfield(L, -2, "keep_last");
+	return 1;
+}
+
+static int mask_hash(lua_State *L)
+{
+	const char *key = NULL;
+	size_t len = 0;
+	if (!lua_isnoneornil(L, 1)) {
+		luaL_checktype(L, 1, LUA_TTABLE);
+		lua_getfield(L, 1, "key");
+		key = lua_isnil(L, -1) ? NULL : luaL_checklstring(L, -1, &len);
+	}
+	masker(L, "hash");
+	if (key) {
+		lua_pushlstring(L, key, len);
+		lua_setfield(L, -2, "key");
+	}
+	return 1;
+}
+
+static int mask_fixed(lua_State *L)
+{
+	size_t len;
+	const char *value = luaL_checklstring(L, 1, &len);
+	masker(L, "fixed");
+	lua_pushlstring(L, value, len);
+	lua_setfield(L, -2, "value");
+	return 1;
+}
+
+/* "schema.table.column", each part a name or a pattern with '*'. */
+static bool valid_column_pattern(const char *p)
+{
+	int parts = 1;
+	size_t run = 0;
+	for (; *p; p++) {
+		if (*p == '.') {
+			if (run == 0)
+				return false;
+			parts++;
+			run = 0;
+		} else if (*p == '*' || *p == '_' || *p == '$' || (*p >= '0' && *p <= '9') ||
+		           (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		           (unsigned char)*p >= 0x80) {
+			run++;
+		} else {
+			return false;
+		}
+	}
+	return parts == 3 && run > 0;
+}
+
+/* A list of strings in scope[field], copied into the declaration as a Lua array. */
+static void copy_names(lua_State *L, int scope, const char *field, int decl)
+{
+	lua_newtable(L);
+	if (scope) {
+		lua_getfield(L, scope, field);
+		if (!lua_isnil(L, -1)) {
+			luaL_checktype(L, -1, LUA_TTABLE);
+			lua_Integer n = luaL_len(L, -1);
+			for (lua_Integer i = 1; i <= n; i++) {
+				lua_geti(L, -1, i);
+				luaL_checkstring(L, -1);
+				lua_rawseti(L, -3, i);
+			}
+		}
+		lua_pop(L, 1);
+	}
+	lua_setfield(L, decl, field);
+}
+
+static int sieve_mask_column(lua_State *L)
+{
+	struct lua_vm *vm = lua_touserdata(L, lua_upvalueindex(1));
+	if (!vm->in_init)
+		return luaL_error(L,
+		                  "sieve.mask_column: only in init(), before any statement runs");
+	const char *pattern = luaL_checkstring(L, 1);
+	if (!valid_column_pattern(pattern))
+		return luaL_error(L, "sieve.mask_column: \"%s\" is not schema.table.column",
+		                  pattern);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	lua_getfield(L, 2, MASKER_KEY);
+	if (!lua_isstring(L, -1))
+		return luaL_error(
+		    L, "sieve.mask_column: the second argument is not a sieve.mask masker");
+	lua_pop(L, 1);
+	int scope = 0;
+	if (!lua_isnoneornil(L, 3)) {
+		luaL_checktype(L, 3, LUA_TTABLE);
+		scope = 3;
+	}
+	lua_newtable(L);
+	int decl = lua_gettop(L);
+	lua_pushstring(L, vm->scripts[vm->current].name);
+	lua_setfield(L, decl, "script");
+	lua_pushvalue(L, 1);
+	lua_setfield(L, decl, "pattern");
+	lua_pushvalue(L, 2);
+	lua_setfield(L, decl, "masker");
+	copy_names(L, scope, "roles", decl);
+	copy_names(L, scope, "groups", decl);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->masks);
+	lua_pushvalue(L, decl);
+	lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+	return 0;
+}
+
 static int sieve_log(lua_State *L)
 {
 	struct lua_vm *vm = lua_touserdata(L, lua_upvalueindex(1));
@@ -200,6 +337,22 @@ static void build_sandbox(struct lua_vm *vm)
 	lua_pushlightuserdata(L, vm);
 	lua_pushcclosure(L, sieve_log, 1);
 	lua_setfield(L, -2, "log");
+	lua_pushlightuserdata(L, vm);
+	lua_pushcclosure(L, sieve_mask_column, 1);
+	lua_setfield(L, -2, "mask_column");
+	/* sieve.mask: the built-in maskers and the constructors of the others */
+	lua_newtable(L);
+	static const char *const plain[] = {"redact", "null", "email"};
+	for (size_t i = 0; i < ARRAY_SIZE(plain); i++) {
+		masker(L, plain[i]);
+		lua_setfield(L, -2, plain[i]);
+	}
+	static const luaL_Reg makers[] = {
+	    {"partial", mask_partial}, {"hash", mask_hash}, {"fixed", mask_fixed}, {NULL, NULL}};
+	luaL_setfuncs(L, makers, 0);
+	lua_setfield(L, -2, "mask");
+	lua_newtable(L);
+	vm->masks = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pushvalue(L, -1);
 	vm->sieve = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_setglobal(L, "sieve");
@@ -362,7 +515,10 @@ bool lua_vm_load(struct lua_vm *vm, const char *path, const char *options_path, 
 	lua_getfield(L, -1, "init");
 	if (lua_isfunction(L, -1)) {
 		lua_pushvalue(L, -3); /* options */
-		if (!lua_vm_call(vm, 1, err))
+		vm->in_init = true;
+		bool ran = lua_vm_call(vm, 1, err);
+		vm->in_init = false;
+		if (!ran)
 			goto out;
 		if (lua_isstring(L, -1) && !lua_isnumber(L, -1)) {
 			/* init may refuse its options by returning a message */
@@ -453,4 +609,85 @@ struct lua_verdict_info lua_vm_take_verdict(struct lua_vm *vm)
 	/* Keep the table reachable while the caller reads its strings. */
 	lua_setfield(L, LUA_REGISTRYINDEX, "__sieve_last_verdict");
 	return v;
+}
+
+static char *field_string(lua_State *L, int t, const char *field, size_t *len)
+{
+	lua_getfield(L, t, field);
+	size_t n = 0;
+	const char *v = lua_tolstring(L, -1, &n);
+	char *copy = NULL;
+	if (v) {
+		copy = xmalloc(n + 1);
+		memcpy(copy, v, n);
+		copy[n] = '\0';
+	}
+	if (len)
+		*len = n;
+	lua_pop(L, 1);
+	return copy;
+}
+
+static char **field_names(lua_State *L, int t, const char *field, size_t *n)
+{
+	lua_getfield(L, t, field);
+	*n = lua_istable(L, -1) ? (size_t)lua_rawlen(L, -1) : 0;
+	char **names = xcalloc(*n ? *n : 1, sizeof(char *));
+	for (size_t i = 0; i < *n; i++) {
+		lua_rawgeti(L, -1, (lua_Integer)i + 1);
+		names[i] = xstrdup(lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return names;
+}
+
+struct lua_mask_decl *lua_vm_mask_declarations(struct lua_vm *vm, size_t *count)
+{
+	lua_State *L = vm->L;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->masks);
+	size_t n = (size_t)lua_rawlen(L, -1);
+	struct lua_mask_decl *d = xcalloc(n ? n : 1, sizeof(*d));
+	for (size_t i = 0; i < n; i++) {
+		lua_rawgeti(L, -1, (lua_Integer)i + 1);
+		int t = lua_gettop(L);
+		d[i].script = field_string(L, t, "script", NULL);
+		d[i].pattern = field_string(L, t, "pattern", NULL);
+		d[i].roles = field_names(L, t, "roles", &d[i].n_roles);
+		d[i].groups = field_names(L, t, "groups", &d[i].n_groups);
+		lua_getfield(L, t, "masker");
+		int m = lua_gettop(L);
+		d[i].kind = field_string(L, m, MASKER_KEY, NULL);
+		d[i].key = field_string(L, m, "key", &d[i].key_len);
+		d[i].value = field_string(L, m, "value", &d[i].value_len);
+		lua_getfield(L, m, "keep_first");
+		d[i].keep_first = (unsigned)lua_tointeger(L, -1);
+		lua_getfield(L, m, "keep_last");
+		d[i].keep_last = (unsigned)lua_tointeger(L, -1);
+		lua_settop(L, t - 1);
+	}
+	lua_pop(L, 1);
+	*count = n;
+	return d;
+}
+
+void lua_vm_mask_declarations_free(struct lua_mask_decl *d, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(d[i].script);
+		free(d[i].pattern);
+		free(d[i].kind);
+		if (d[i].key) {
+			OPENSSL_cleanse(d[i].key, d[i].key_len);
+			free(d[i].key);
+		}
+		free(d[i].value);
+		for (size_t j = 0; j < d[i].n_roles; j++)
+			free(d[i].roles[j]);
+		free(d[i].roles);
+		for (size_t j = 0; j < d[i].n_groups; j++)
+			free(d[i].groups[j]);
+		free(d[i].groups);
+	}
+	free(d);
 }

@@ -221,6 +221,68 @@ static void test_isolation(void)
 	lua_vm_free(vm);
 }
 
+/* sieve.mask_column in init(): what the caller gets, and what is refused. */
+static void test_mask_declarations(void)
+{
+	char *err = NULL;
+	struct lua_vm *vm =
+	    vm_with("return { init = function()\n"
+	            "  sieve.mask_column('public.customers.email', sieve.mask.email)\n"
+	            "  sieve.mask_column('public.*.ssn', sieve.mask.partial{keep_last = 4},\n"
+	            "                    {roles = {'agent'}, groups = {'mcp', 'ops'}})\n"
+	            "  sieve.mask_column('crm.people.card', sieve.mask.hash{key = 'k\\0ey'})\n"
+	            "  sieve.mask_column('crm.people.note', sieve.mask.fixed('n/a'))\n"
+	            "end,\n"
+	            "statement = function() sieve.mask_column('a.b.c', sieve.mask.null) end }",
+	            &err);
+	CHECK(vm != NULL);
+	if (!vm) {
+		free(err);
+		return;
+	}
+	size_t n;
+	struct lua_mask_decl *d = lua_vm_mask_declarations(vm, &n);
+	CHECK(n == 4);
+	if (n == 4) {
+		CHECK(strcmp(d[0].pattern, "public.customers.email") == 0 &&
+		      strcmp(d[0].kind, "email") == 0 && d[0].n_roles == 0 && d[0].n_groups == 0);
+		CHECK(strcmp(d[1].kind, "partial") == 0 && d[1].keep_first == 0 &&
+		      d[1].keep_last == 4);
+		CHECK(d[1].n_roles == 1 && strcmp(d[1].roles[0], "agent") == 0);
+		CHECK(d[1].n_groups == 2 && strcmp(d[1].groups[1], "ops") == 0);
+		CHECK(strcmp(d[2].kind, "hash") == 0 && d[2].key_len == 4 &&
+		      memcmp(d[2].key, "k\0ey", 4) == 0);
+		CHECK(strcmp(d[3].kind, "fixed") == 0 && strcmp(d[3].value, "n/a") == 0);
+		CHECK(strstr(d[0].script, "s.lua") != NULL);
+	}
+	lua_vm_mask_declarations_free(d, n);
+	/* Outside init() declaring is an error of that call. */
+	struct lua_verdict_info v = call(vm, "x", &err);
+	CHECK(v.verdict == LUA_VERDICT_INVALID && err && strstr(err, "only in init()"));
+	free(err);
+	err = NULL;
+	lua_vm_free(vm);
+
+	static const char *const bad[] = {
+	    "sieve.mask_column('customers.email', sieve.mask.email)",
+	    "sieve.mask_column('a.b.c.d', sieve.mask.email)",
+	    "sieve.mask_column('a..c', sieve.mask.email)",
+	    "sieve.mask_column('a.b.c', 'email')",
+	    "sieve.mask_column('a.b.c', {kind = 'email'})",
+	    "sieve.mask_column('a.b;c', sieve.mask.null)",
+	    "sieve.mask_column('a.b.c', sieve.mask.partial{keep_first = -1})",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char *text = xasprintf("return { init = function() %s end }", bad[i]);
+		vm = vm_with(text, &err);
+		CHECK(vm == NULL && err && strstr(err, "mask"));
+		free(text);
+		free(err);
+		err = NULL;
+		lua_vm_free(vm);
+	}
+}
+
 int main(void)
 {
 	log_quiet = true;
@@ -231,6 +293,7 @@ int main(void)
 	test_budgets();
 	test_loading();
 	test_isolation();
+	test_mask_declarations();
 	char *cmd = xasprintf("rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
