@@ -1,14 +1,18 @@
 /*
- * mask.c and pgtype.c. Expected values are written out by hand or
- * computed here independently of the code under test: MACs with
- * OpenSSL's one-shot HMAC(), UTF-8 with a validator of this file's own.
- * Inputs are copied into exactly-sized heap blocks, so that a read past
- * the end shows up under valgrind or AddressSanitizer.
+ * mask.c, pgtype.c and rowmask.c. Expected values are written out by
+ * hand or computed here independently of the code under test: MACs with
+ * OpenSSL's one-shot HMAC(), UTF-8 with a validator of this file's own,
+ * DataRows with a reader of this file's own. Inputs are copied into
+ * exactly-sized heap blocks, so that a read past the end shows up under
+ * valgrind or AddressSanitizer.
+ *
+ * MASK_BENCH=1 also prints the cost of rewriting a row.
  */
 #include "mask.h"
 #include "pgtype.h"
 #include "pktbuf.h"
 #include "proto.h"
+#include "rowmask.h"
 #include "unit.h"
 #include "util.h"
 
@@ -211,6 +215,54 @@ static size_t char_starts(const uint8_t *p, size_t n, size_t *starts)
 			starts[count++] = i;
 	}
 	return count;
+}
+
+/* A DataRow message, read by this file: type, length, count, values. */
+#define MAX_TEST_COLS 16
+struct test_row {
+	int n;
+	int32_t len[MAX_TEST_COLS];
+	const uint8_t *val[MAX_TEST_COLS];
+};
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reads one DataRow at msg; the number of bytes it takes, or 0. */
+static size_t read_row(const uint8_t *msg, size_t avail, struct test_row *row)
+{
+	if (avail < 7 || msg[0] != 'D')
+		return 0;
+	size_t total = 1 + get32(msg + 1);
+	if (total > avail)
+		return 0;
+	size_t pos = 5;
+	row->n = msg[pos] << 8 | msg[pos + 1];
+	pos += 2;
+	if (row->n > MAX_TEST_COLS)
+		return 0;
+	for (int i = 0; i < row->n; i++) {
+		if (total - pos < 4)
+			return 0;
+		row->len[i] = (int32_t)get32(msg + pos);
+		pos += 4;
+		row->val[i] = msg + pos;
+		if (row->len[i] > 0) {
+			if (total - pos < (size_t)row->len[i])
+				return 0;
+			pos += (size_t)row->len[i];
+		}
+	}
+	return pos == total ? total : 0;
+}
+
+static bool val_is(const struct test_row *row, int i, const char *want)
+{
+	if (!want)
+		return row->len[i] == -1;
+	return row->len[i] == (int32_t)strlen(want) && memcmp(row->val[i], want, strlen(want)) == 0;
 }
 
 /* ---- mask_new ---- */
@@ -1044,6 +1096,439 @@ static void test_supports_agrees(void)
 	mask_free(text);
 }
 
+/* ---- RowDescription ---- */
+
+static void put_field(struct pktbuf *pb, const char *name, uint32_t table, int16_t attnum,
+                      uint32_t type, int16_t typlen, int32_t typmod, int16_t format)
+{
+	pktbuf_put_string(pb, name);
+	pktbuf_put_uint32(pb, table);
+	pktbuf_put_uint16(pb, (uint16_t)attnum);
+	pktbuf_put_uint32(pb, type);
+	pktbuf_put_uint16(pb, (uint16_t)typlen);
+	pktbuf_put_uint32(pb, (uint32_t)typmod);
+	pktbuf_put_uint16(pb, (uint16_t)format);
+}
+
+static void test_parse_desc(void)
+{
+	const char *err = NULL;
+	struct rowdesc d;
+
+	/* written by hand */
+	static const char desc_bytes[] = "\x00\x03" /* three fields */
+	                                 "id\0"     /* int4, binary, table 16384 column 1 */
+	                                 "\x00\x00\x40\x00"
+	                                 "\x00\x01"
+	                                 "\x00\x00\x00\x17"
+	                                 "\x00\x04"
+	                                 "\xff\xff\xff\xff"
+	                                 "\x00\x01"
+	                                 "e\0" /* varchar(20), text */
+	                                 "\x00\x00\x40\x00"
+	                                 "\x00\x02"
+	                                 "\x00\x00\x04\x13"
+	                                 "\xff\xff"
+	                                 "\x00\x00\x00\x18"
+	                                 "\x00\x00"
+	                                 "?column?\0" /* text, no table, attnum -1 */
+	                                 "\x00\x00\x00\x00"
+	                                 "\xff\xff"
+	                                 "\x00\x00\x00\x19"
+	                                 "\xff\xff"
+	                                 "\xff\xff\xff\xff"
+	                                 "\x00\x00";
+	size_t len = sizeof(desc_bytes) - 1;
+	uint8_t *body = dup_bytes(desc_bytes, len);
+	CHECK(rowmask_parse_desc(body, len, &d, &err));
+	CHECK(d.ncols == 3);
+	if (d.ncols == 3) {
+		CHECK_STR(d.cols[0].name, "id");
+		CHECK(d.cols[0].table_oid == 16384 && d.cols[0].attnum == 1);
+		CHECK(d.cols[0].type_oid == PGTYPE_INT4 && d.cols[0].typlen == 4);
+		CHECK(d.cols[0].typmod == -1 && d.cols[0].format == PGTYPE_FORMAT_BINARY);
+		CHECK_STR(d.cols[1].name, "e");
+		CHECK(d.cols[1].attnum == 2 && d.cols[1].type_oid == PGTYPE_VARCHAR);
+		CHECK(d.cols[1].typlen == -1 && d.cols[1].typmod == 24 && d.cols[1].format == 0);
+		CHECK_STR(d.cols[2].name, "?column?");
+		CHECK(d.cols[2].table_oid == 0 && d.cols[2].attnum == -1);
+		CHECK(d.cols[2].type_oid == PGTYPE_TEXT);
+	}
+	rowmask_free_desc(&d);
+	CHECK(d.cols == NULL && d.ncols == 0);
+
+	/* every truncation is refused */
+	int accepted = 0;
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *b = dup_bytes(desc_bytes, cut);
+		err = NULL;
+		if (rowmask_parse_desc(b, cut, &d, &err) || !err || d.cols) {
+			accepted++;
+			rowmask_free_desc(&d);
+		}
+		free(b);
+	}
+	CHECK(accepted == 0);
+	free(body);
+
+	/* no columns (a SELECT with an empty target list) */
+	body = dup_bytes("\0\0", 2);
+	CHECK(rowmask_parse_desc(body, 2, &d, &err) && d.ncols == 0);
+	rowmask_free_desc(&d);
+	free(body);
+
+	struct {
+		const char *what;
+		const char *bytes;
+		size_t len;
+		const char *err;
+	} bad[] = {
+	    {"trailing byte", "\0\0\0", 3, "past its last"},
+	    {"negative count", "\x80\x00", 2, "negative"},
+	    {"count -1", "\xff\xff", 2, "negative"},
+	    {"count past the body",
+	     "\x00\x02"
+	     "a\0\0\0\0\0\0\0\0\0\0\x19\0\0\0\0\0\0\0\0",
+	     22, "truncated"},
+	    {"format 2",
+	     "\x00\x01"
+	     "a\0\0\0\0\0\0\0\0\0\0\x19\0\0\0\0\0\0\0\x02",
+	     22, "format"},
+	    {"format -1",
+	     "\x00\x01"
+	     "a\0\0\0\0\0\0\0\0\0\0\x19\0\0\0\0\0\0\xff\xff",
+	     22, "format"},
+	    {"name without its NUL",
+	     "\x00\x01"
+	     "abcdefghijklmnopqrstuvwxyz",
+	     28, "truncated"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		body = dup_bytes(bad[i].bytes, bad[i].len);
+		err = NULL;
+		bool ok = rowmask_parse_desc(body, bad[i].len, &d, &err);
+		CHECK(!ok && err && strstr(err, bad[i].err) && d.cols == NULL);
+		if (ok || !err || !strstr(err, bad[i].err))
+			fprintf(stderr, "  bad RowDescription \"%s\": %s\n", bad[i].what,
+			        err ? err : "accepted");
+		if (ok)
+			rowmask_free_desc(&d);
+		free(body);
+	}
+
+	/* the largest count a RowDescription can carry */
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	pktbuf_put_uint16(&pb, INT16_MAX);
+	for (int i = 0; i < INT16_MAX; i++)
+		put_field(&pb, "c", 0, 0, PGTYPE_TEXT, -1, -1, 0);
+	body = dup_bytes(pb.data, pb.len);
+	CHECK(rowmask_parse_desc(body, pb.len, &d, &err) && d.ncols == INT16_MAX);
+	rowmask_free_desc(&d);
+	free(body);
+	pktbuf_free(&pb);
+}
+
+/* ---- DataRow ---- */
+
+/* A RowDescription body built with the test's put_field. */
+struct test_desc {
+	struct pktbuf body;
+	struct rowdesc d;
+};
+
+static void desc_begin(struct test_desc *t, int n)
+{
+	pktbuf_init(&t->body);
+	pktbuf_put_uint16(&t->body, (uint16_t)n);
+}
+
+static void desc_end(struct test_desc *t)
+{
+	const char *err = NULL;
+	if (!rowmask_parse_desc(t->body.data, t->body.len, &t->d, &err)) {
+		fprintf(stderr, "test RowDescription refused: %s\n", err);
+		exit(2);
+	}
+}
+
+static void desc_free(struct test_desc *t)
+{
+	rowmask_free_desc(&t->d);
+	pktbuf_free(&t->body);
+}
+
+/* A DataRow body from values (NULL: SQL NULL) with lengths (-1: strlen). */
+static void row_body(struct pktbuf *pb, int n, const char *const *vals, const int32_t *lens)
+{
+	pktbuf_reset(pb);
+	pktbuf_put_uint16(pb, (uint16_t)n);
+	for (int i = 0; i < n; i++) {
+		if (!vals[i]) {
+			pktbuf_put_uint32(pb, UINT32_MAX);
+			continue;
+		}
+		size_t len = lens && lens[i] >= 0 ? (size_t)lens[i] : strlen(vals[i]);
+		pktbuf_put_uint32(pb, (uint32_t)len);
+		pktbuf_put_bytes(pb, vals[i], len);
+	}
+}
+
+static bool rewrite(const struct rowdesc *d, const struct masker *const *ms, const uint8_t *body,
+                    size_t len, size_t max, struct pktbuf *out, const char **err)
+{
+	uint8_t *copy = dup_bytes(body, len);
+	bool ok = rowmask_rewrite(d, ms, copy, len, max, out, err);
+	free(copy);
+	return ok;
+}
+
+static void test_rewrite(void)
+{
+	struct test_desc t;
+	desc_begin(&t, 7);
+	put_field(&t.body, "id", 16384, 1, PGTYPE_INT4, 4, -1, 0);
+	put_field(&t.body, "email", 16384, 2, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "name", 16384, 3, PGTYPE_VARCHAR, -1, 44, 0);
+	put_field(&t.body, "account", 16384, 4, PGTYPE_INT8, 8, -1, 1);
+	put_field(&t.body, "ref", 16384, 5, PGTYPE_UUID, 16, -1, 0);
+	put_field(&t.body, "phone", 16384, 6, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "note", 16384, 7, PGTYPE_TEXT, -1, -1, 0);
+	desc_end(&t);
+	const struct masker *plan[7] = {NULL, m_email, m_partial, m_hash, NULL, m_redact, m_email};
+	CHECK(rowmask_unmaskable(&t.d, plan) == -1);
+
+	const char *vals[7] = {"42",
+	                       "alice@corp.example",
+	                       "Zoë Ångström",
+	                       "\0\0\0\0\0\0\0\x2a",
+	                       "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+	                       NULL,
+	                       ""};
+	const int32_t lens[7] = {-1, -1, -1, 8, -1, -1, -1};
+	struct pktbuf body, out;
+	pktbuf_init(&body);
+	pktbuf_init(&out);
+	row_body(&body, 7, vals, lens);
+
+	/* what each masked column must become, from mask_apply alone */
+	char account[8];
+	apply_bytes(m_hash, PGTYPE_INT8, PGTYPE_FORMAT_BINARY, vals[3], 8);
+	CHECK(got_r == MASK_VALUE && got.len == 8);
+	memcpy(account, got.data, 8);
+
+	const char *err = NULL;
+	pktbuf_put_bytes(&out, "prev", 4); /* appended after what is there */
+	CHECK(rewrite(&t.d, plan, body.data, body.len, 1 << 20, &out, &err));
+	CHECK(rewrite(&t.d, plan, body.data, body.len, 1 << 20, &out, &err));
+	CHECK(out.len > 4 && memcmp(out.data, "prev", 4) == 0);
+	size_t pos = 4;
+	for (int copy = 0; copy < 2; copy++) {
+		struct test_row row;
+		size_t used = read_row(out.data + pos, out.len - pos, &row);
+		CHECK(used > 0 && row.n == 7);
+		if (!used || row.n != 7)
+			break;
+		CHECK(val_is(&row, 0, "42"));
+		CHECK(val_is(&row, 1, "***@corp.example"));
+		CHECK(val_is(&row, 2, "Z***öm"));
+		CHECK(row.len[3] == 8 && memcmp(row.val[3], account, 8) == 0);
+		CHECK(val_is(&row, 4, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"));
+		CHECK(val_is(&row, 5, NULL)); /* NULL stays NULL */
+		CHECK(val_is(&row, 6, ""));
+		pos += used;
+	}
+	CHECK(pos == out.len);
+
+	/* nothing masked: the same bytes back */
+	const struct masker *none[7] = {0};
+	pktbuf_reset(&out);
+	CHECK(rewrite(&t.d, none, body.data, body.len, body.len, &out, &err));
+	CHECK(out.len == body.len + 5 && out.data[0] == 'D' &&
+	      get32(out.data + 1) == body.len + 4 &&
+	      memcmp(out.data + 5, body.data, body.len) == 0);
+
+	/* a refused row leaves out as it was */
+	static const char tail[] = "tail";
+	pktbuf_reset(&out);
+	pktbuf_put_bytes(&out, tail, 4);
+	const char *short_vals[7] = {"42", "a", "b", "\0\0\0", "u", NULL, ""};
+	const int32_t short_lens[7] = {-1, -1, -1, 3, -1, -1, -1};
+	row_body(&body, 7, short_vals, short_lens);
+	err = NULL;
+	CHECK(!rewrite(&t.d, plan, body.data, body.len, 1 << 20, &out, &err));
+	CHECK(err && strstr(err, "not a value of its type"));
+	CHECK(out.len == 4 && memcmp(out.data, tail, 4) == 0);
+
+	pktbuf_free(&body);
+	pktbuf_free(&out);
+	desc_free(&t);
+}
+
+/* Bytes written out by hand, so the builder cannot be checked against itself. */
+static void test_rewrite_bytes(void)
+{
+	struct test_desc t;
+	desc_begin(&t, 2);
+	put_field(&t.body, "a", 0, 0, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "b", 0, 0, PGTYPE_TEXT, -1, -1, 0);
+	desc_end(&t);
+	const struct masker *plan[2] = {m_redact, NULL};
+	static const char body[] = "\x00\x02"
+	                           "\x00\x00\x00\x06"
+	                           "secret"
+	                           "\xff\xff\xff\xff";
+	struct pktbuf out;
+	pktbuf_init(&out);
+	const char *err = NULL;
+	CHECK(rewrite(&t.d, plan, (const uint8_t *)body, sizeof(body) - 1, 100, &out, &err));
+	static const char want[] = "D\x00\x00\x00\x11"
+	                           "\x00\x02"
+	                           "\x00\x00\x00\x03"
+	                           "***"
+	                           "\xff\xff\xff\xff";
+	CHECK(out.len == sizeof(want) - 1 && memcmp(out.data, want, out.len) == 0);
+
+	/* a masker turning a value into NULL */
+	const struct masker *nulls[2] = {m_null, m_null};
+	pktbuf_reset(&out);
+	CHECK(rewrite(&t.d, nulls, (const uint8_t *)body, sizeof(body) - 1, 100, &out, &err));
+	static const char want_null[] = "D\x00\x00\x00\x0e"
+	                                "\x00\x02"
+	                                "\xff\xff\xff\xff"
+	                                "\xff\xff\xff\xff";
+	CHECK(out.len == sizeof(want_null) - 1 && memcmp(out.data, want_null, out.len) == 0);
+	pktbuf_free(&out);
+	desc_free(&t);
+
+	/* no columns */
+	desc_begin(&t, 0);
+	desc_end(&t);
+	pktbuf_init(&out);
+	CHECK(rewrite(&t.d, NULL, (const uint8_t *)"\0\0", 2, 100, &out, &err));
+	CHECK(out.len == 7 && memcmp(out.data, "D\x00\x00\x00\x06\x00\x00", 7) == 0);
+	pktbuf_free(&out);
+	desc_free(&t);
+}
+
+static void test_rewrite_refused(void)
+{
+	struct test_desc t;
+	desc_begin(&t, 3);
+	put_field(&t.body, "a", 0, 0, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "b", 0, 0, PGTYPE_DATE, 4, -1, 1);
+	put_field(&t.body, "c", 0, 0, PGTYPE_TEXT, -1, -1, 0);
+	desc_end(&t);
+	const struct masker *plan[3] = {m_redact, NULL, m_email};
+	struct pktbuf out;
+	pktbuf_init(&out);
+	pktbuf_put_bytes(&out, "keep", 4);
+	const char *err;
+
+	static const char good[] = "\x00\x03"
+	                           "\x00\x00\x00\x03"
+	                           "abc"
+	                           "\x00\x00\x00\x04"
+	                           "\x00\x00\x01\x00"
+	                           "\x00\x00\x00\x03"
+	                           "a@b";
+	size_t good_len = sizeof(good) - 1;
+	CHECK(rewrite(&t.d, plan, (const uint8_t *)good, good_len, 100, &out, &err));
+	size_t after_good = out.len;
+
+	/* every truncation, and one byte too many */
+	int accepted = 0;
+	for (size_t cut = 0; cut < good_len; cut++) {
+		err = NULL;
+		if (rewrite(&t.d, plan, (const uint8_t *)good, cut, 100, &out, &err) || !err)
+			accepted++;
+	}
+	CHECK(accepted == 0);
+	uint8_t longer[sizeof(good)];
+	memcpy(longer, good, good_len);
+	longer[good_len] = 0;
+	err = NULL;
+	CHECK(!rewrite(&t.d, plan, longer, good_len + 1, 100, &out, &err) && err &&
+	      strstr(err, "past its last"));
+
+	struct {
+		const char *what;
+		const char *bytes;
+		size_t len;
+		const char *err;
+	} bad[] = {
+	    {"count 2 of 3",
+	     "\x00\x02\x00\x00\x00\x01"
+	     "a\x00\x00\x00\x01"
+	     "b",
+	     12, "count"},
+	    {"count 4 of 3",
+	     "\x00\x04\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", 18,
+	     "count"},
+	    {"length -2", "\x00\x03\xff\xff\xff\xfe\xff\xff\xff\xff\xff\xff\xff\xff", 14,
+	     "negative"},
+	    {"length INT32_MIN", "\x00\x03\x80\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff", 14,
+	     "negative"},
+	    {"length INT32_MAX",
+	     "\x00\x03\x7f\xff\xff\xff"
+	     "abc",
+	     9, "truncated"},
+	    {"length one past",
+	     "\x00\x03\x00\x00\x00\x04"
+	     "abc",
+	     9, "truncated"},
+	    /* a length that would swallow the next columns' headers */
+	    {"length over neighbours", "\x00\x03\x00\x00\x00\x08\xff\xff\xff\xff\xff\xff\xff\xff",
+	     14, "truncated"},
+	    {"empty body", "", 0, "truncated"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		err = NULL;
+		bool ok =
+		    rewrite(&t.d, plan, (const uint8_t *)bad[i].bytes, bad[i].len, 100, &out, &err);
+		CHECK(!ok && err && strstr(err, bad[i].err));
+		if (ok || !err || !strstr(err, bad[i].err))
+			fprintf(stderr, "  bad DataRow \"%s\": %s\n", bad[i].what,
+			        err ? err : "accepted");
+	}
+	/* none of it touched out */
+	CHECK(out.len == after_good && memcmp(out.data, "keep", 4) == 0);
+
+	/* a column its masker cannot mask */
+	struct masker *date = make_fixed("2024-01-01");
+	const struct masker *cannot[3] = {NULL, date, NULL};
+	CHECK(rowmask_unmaskable(&t.d, cannot) == 1);
+	err = NULL;
+	CHECK(!rewrite(&t.d, cannot, (const uint8_t *)good, good_len, 100, &out, &err) && err &&
+	      strstr(err, "cannot be masked"));
+	CHECK(out.len == after_good);
+	mask_free(date);
+
+	/* max_row bounds the row read and the row written ("a@b" grows by 2) */
+	err = NULL;
+	CHECK(!rewrite(&t.d, plan, (const uint8_t *)good, good_len, good_len - 1, &out, &err) &&
+	      err && strstr(err, "row too large to mask"));
+	err = NULL;
+	CHECK(!rewrite(&t.d, plan, (const uint8_t *)good, good_len, good_len + 1, &out, &err) &&
+	      err && strstr(err, "masked row too large"));
+	CHECK(out.len == after_good);
+	CHECK(rewrite(&t.d, plan, (const uint8_t *)good, good_len, good_len + 2, &out, &err));
+	struct masker *big = make_fixed("a value much longer than the one it replaces");
+	const struct masker *grow[3] = {big, NULL, NULL};
+	size_t grown = good_len - 3 + strlen("a value much longer than the one it replaces");
+	size_t before = out.len;
+	err = NULL;
+	CHECK(!rewrite(&t.d, grow, (const uint8_t *)good, good_len, grown - 1, &out, &err) && err &&
+	      strstr(err, "masked row too large"));
+	CHECK(out.len == before);
+	CHECK(rewrite(&t.d, grow, (const uint8_t *)good, good_len, grown, &out, &err));
+	CHECK(out.len == before + 5 + grown);
+	mask_free(big);
+
+	pktbuf_free(&out);
+	desc_free(&t);
+}
+
 /* ---- 50 MB values: linear work, right answers ---- */
 
 #define BIG (50u << 20)
@@ -1096,10 +1581,115 @@ static void test_big(void)
 	CHECK(out.len == 18 && memcmp(out.data, want_bytea, 18) == 0);
 	pktbuf_reset(&out);
 	free(hexbytes);
+
+	/* in a row: a 50 MB masked column and a 50 MB one passed through */
+	struct test_desc t;
+	desc_begin(&t, 2);
+	put_field(&t.body, "e", 0, 0, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "n", 0, 0, PGTYPE_TEXT, -1, -1, 0);
+	desc_end(&t);
+	struct pktbuf body;
+	pktbuf_init(&body);
+	pktbuf_put_uint16(&body, 2);
+	pktbuf_put_uint32(&body, BIG);
+	pktbuf_put_bytes(&body, big, BIG);
+	pktbuf_put_uint32(&body, BIG);
+	pktbuf_put_bytes(&body, big, BIG);
+	const struct masker *plan[2] = {m_email, NULL};
+	const char *err = NULL;
+	CHECK(rowmask_rewrite(&t.d, plan, body.data, body.len, 2 * BIG + 10, &out, &err));
+	struct test_row row;
+	CHECK(read_row(out.data, out.len, &row) == out.len && row.n == 2);
+	CHECK(row.len[0] == (int32_t)BIG && memcmp(row.val[0], "***@", 4) == 0);
+	CHECK(row.len[1] == (int32_t)BIG && memcmp(row.val[1], big, BIG) == 0);
+	pktbuf_free(&body);
 	pktbuf_free(&out);
+	desc_free(&t);
 	free(big);
 	if (getenv("MASK_BENCH"))
 		printf("50 MB values: %.0f ms in all\n", (double)(now_usec() - t0) / 1000);
+}
+
+/* ---- MASK_BENCH=1 ---- */
+
+static double ns_per(usec_t start, long n)
+{
+	return (double)(now_usec() - start) * 1000.0 / (double)n;
+}
+
+static void bench(void)
+{
+	if (!getenv("MASK_BENCH"))
+		return;
+	/* a customer row: 10 columns, email and phone masked */
+	struct test_desc t;
+	desc_begin(&t, 10);
+	put_field(&t.body, "id", 1, 1, PGTYPE_INT4, 4, -1, 0);
+	put_field(&t.body, "email", 1, 2, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "name", 1, 3, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "phone", 1, 4, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "created", 1, 5, PGTYPE_TIMESTAMPTZ, 8, -1, 0);
+	put_field(&t.body, "balance", 1, 6, PGTYPE_NUMERIC, -1, -1, 0);
+	put_field(&t.body, "status", 1, 7, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "country", 1, 8, PGTYPE_TEXT, -1, -1, 0);
+	put_field(&t.body, "ref", 1, 9, PGTYPE_UUID, 16, -1, 0);
+	put_field(&t.body, "note", 1, 10, PGTYPE_TEXT, -1, -1, 0);
+	desc_end(&t);
+	const char *vals[10] = {"123456",
+	                        "alice.martin@corp.example",
+	                        "Alice Martin",
+	                        "+33 6 12 34 56 78",
+	                        "2024-02-29 12:34:56.789+01",
+	                        "1234.50",
+	                        "active",
+	                        "FR",
+	                        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+	                        NULL};
+	struct pktbuf body, out;
+	pktbuf_init(&body);
+	pktbuf_init(&out);
+	row_body(&body, 10, vals, NULL);
+	const struct masker *none[10] = {0};
+	const struct masker *email_partial[10] = {NULL, m_email, NULL, m_partial};
+	const struct masker *email_hash[10] = {NULL, m_email, NULL, m_hash};
+	const long n = 2000000;
+	const char *err;
+	bool ok = true;
+
+	usec_t t0 = now_usec();
+	for (long i = 0; i < n; i++) {
+		pktbuf_reset(&out);
+		pktbuf_begin(&out, 'D');
+		pktbuf_put_bytes(&out, body.data, body.len);
+		pktbuf_end(&out);
+	}
+	double copy = ns_per(t0, n);
+	t0 = now_usec();
+	for (long i = 0; i < n; i++) {
+		pktbuf_reset(&out);
+		ok &= rowmask_rewrite(&t.d, none, body.data, body.len, 1 << 20, &out, &err);
+	}
+	double pass = ns_per(t0, n);
+	t0 = now_usec();
+	for (long i = 0; i < n; i++) {
+		pktbuf_reset(&out);
+		ok &=
+		    rowmask_rewrite(&t.d, email_partial, body.data, body.len, 1 << 20, &out, &err);
+	}
+	double masked = ns_per(t0, n);
+	t0 = now_usec();
+	for (long i = 0; i < n; i++) {
+		pktbuf_reset(&out);
+		ok &= rowmask_rewrite(&t.d, email_hash, body.data, body.len, 1 << 20, &out, &err);
+	}
+	double hashed = ns_per(t0, n);
+	CHECK(ok);
+	printf("row of 10 columns, %zu bytes: plain copy %.0f ns, rewrite with nothing masked "
+	       "%.0f ns, email+partial %.0f ns, email+hash %.0f ns\n",
+	       body.len, copy, pass, masked, hashed);
+	pktbuf_free(&body);
+	pktbuf_free(&out);
+	desc_free(&t);
 }
 
 int main(void)
@@ -1127,7 +1717,12 @@ int main(void)
 	test_hash_uuid();
 	test_binary();
 	test_supports_agrees();
+	test_parse_desc();
+	test_rewrite();
+	test_rewrite_bytes();
+	test_rewrite_refused();
 	test_big();
+	bench();
 
 	pktbuf_free(&got);
 	mask_free(m_null);
