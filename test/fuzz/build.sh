@@ -35,3 +35,6 @@ build fuzz_hba $core "$top/src/hba.c"
 build fuzz_sqlinfo $core "$top/src/sqlinfo.c" -lpg_query -lpthread
 # shellcheck disable=SC2086
 build fuzz_scram $core "$top/src/base64.c" "$top/src/md5.c" "$top/src/scram.c" $ssl_cflags $ssl_libs
+# shellcheck disable=SC2086
+build fuzz_mask $core "$top/src/pktbuf.c" "$top/src/proto.c" "$top/src/pgtype.c" \
+	"$top/src/mask.c" "$top/src/rowmask.c" $ssl_cflags $ssl_libs -ljansson
