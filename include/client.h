@@ -76,6 +76,14 @@ struct client {
 	struct prepared_client *prepared; /* its prepared statement names (transaction pooling) */
 	struct outcome_client *outcome;   /* its statements' names and answers due (outcome.h) */
 	struct token_identity *identity;  /* who logged in with a token (oidc, oauth), or NULL */
+	/* Result masking (masking.h): the current result's plan, NULL = rows go as they are. */
+	struct mask_plan *mask_plan;
+	bool mask_described; /* the current result's RowDescription has been seen */
+	bool mask_refusing; /* a result was refused: its messages are dropped up to ReadyForQuery */
+	uint32_t mask_skip; /* bytes of a dropped server message still to come */
+	/* It sent DDL: the masked columns are read again after each of its requests until
+	 * its transaction ends (others see the change only once it is committed). */
+	bool catalog_dirty;
 	bool policy_checked; /* the message at the head of its input has been through the policy */
 	bool skip_to_sync;   /* a Parse was refused with no server: drop up to Sync */
 };

@@ -272,6 +272,11 @@ struct config {
 	bool oidc_allow_insecure_transport;
 	char *identity_propagation; /* off | application_name | guc */
 
+	/* Result masking (pgsieve's own). */
+	char *mask_hash_key; /* sieve.mask.hash's key unless a script gives one; never logged */
+	int max_masked_row_size;
+	usec_t policy_catalog_refresh;
+
 	/* The policy pipeline (pgsieve's own). */
 	char *policy_scripts; /* "path[:options], ..." in order; NULL = no policy */
 	int policy_max_instructions;
@@ -383,6 +388,8 @@ const char *config_auth_type_name(enum auth_type t);
  * Value of a setting as SHOW CONFIG prints it, by name; NULL if unknown.
  * Writes into buf (at least 256 bytes) for numeric values.
  */
+/* A key whose value is never shown or logged (mask_hash_key). */
+bool config_is_secret(const char *name);
 const char *config_show_value(const struct config *c, const char *name, char *buf, size_t len);
 
 /* One row of the settings table, for SHOW CONFIG and for RELOAD checks. */

@@ -39,6 +39,9 @@ struct pool_stats {
 	uint64_t bind_count;
 };
 
+struct mask_catalog;
+struct server;
+
 struct pool_db {
 	struct list_node node; /* in all_dbs */
 	char *name;
@@ -64,6 +67,7 @@ struct pool_db {
 	usec_t host_failed[DB_MAX_HOSTS];
 	/* prefer-standby: when a connection last found no standby and took another server. */
 	usec_t no_standby_since;
+	struct mask_catalog *mask_catalog; /* the masked columns of this database (masking.h) */
 };
 
 struct pool_user {
@@ -206,5 +210,8 @@ void pool_close_all_servers(const char *reason);
 
 /* Closes everything: used at exit so sanitizers see no leaks. */
 void pool_free_all(void);
+
+/* A server just linked to a client: the client's settings go out ahead of its requests. */
+void pool_send_settings(struct server *s);
 
 #endif

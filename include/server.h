@@ -41,6 +41,7 @@ enum server_task {
 	TASK_SET_VARS,      /* the client's settings, sent ahead of its first request */
 	TASK_AUTH_QUERY,    /* auth_query for a logging-in client */
 	TASK_SESSION_CHECK, /* target_session_attrs, on servers that do not report it */
+	TASK_MASK_CATALOG,  /* the masked columns of the database, then link to the client */
 };
 
 struct server {
@@ -71,6 +72,7 @@ struct server {
 	struct client *auth_client;       /* TASK_AUTH_QUERY: whom the answer is for */
 	struct prepared_server *prepared; /* statements prepared here, responses due */
 	char *auth_secret;                /* TASK_AUTH_QUERY: the password column */
+	bool catalog_ahead; /* TASK_MASK_CATALOG sent ahead of a linked client's request */
 	bool auth_found;
 	struct sockaddr_storage addr; /* where we connected, for cancel requests */
 	socklen_t addr_len;

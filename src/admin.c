@@ -412,7 +412,7 @@ static void cmd_set(struct client *c, const char *sql)
 		return;
 	}
 	free(old);
-	log_info("SET %s = '%s' by %s", key, value, c->user);
+	log_info("SET %s = '%s' by %s", key, config_is_secret(key) ? "(hidden)" : value, c->user);
 	/* Settings that pools or the log keep derived state of. */
 	pool_apply_config();
 	if (cf->verbose > log_verbose)

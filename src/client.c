@@ -19,6 +19,7 @@
 #include "cancel.h"
 #include "config.h"
 #include "log.h"
+#include "masking.h"
 #include "outcome.h"
 #include "params.h"
 #include "pool.h"
@@ -148,6 +149,7 @@ static void free_client(struct client *c)
 	varcache_free(&c->vars);
 	prepared_client_free(c);
 	outcome_client_free(c);
+	masking_plan_free(c->mask_plan);
 	policy_client_gone(c);
 	if (c->identity) {
 		token_identity_clear(c->identity);
@@ -842,6 +844,14 @@ static bool client_process(struct client *c)
 				return false;
 		}
 		struct server *s = c->server;
+		if ((type == 'Q' || type == 'P') && s->task == TASK_NONE && s->expect_ready == 0 &&
+		    masking_catalog_needed(c->pool->db)) {
+			/* DDL or time made the masked columns stale: read them ahead of this
+			 * request. */
+			masking_catalog_begin(c->pool->db);
+			server_run_task(s, TASK_MASK_CATALOG, masking_catalog_sql());
+			s->catalog_ahead = true;
+		}
 		c->policy_checked = false; /* this message is on its way now */
 		if (!c->xact_start)
 			c->xact_start = now_usec();
@@ -857,8 +867,8 @@ static bool client_process(struct client *c)
 		case 'Q':
 		case 'S':
 		case 'F':
-			/* The first request after the settings sent ahead of it counts from now. */
-			if (s->expect_ready++ == (s->task == TASK_SET_VARS ? 1 : 0))
+			/* The first request after a task sent ahead of it counts from now. */
+			if (s->expect_ready++ == (s->task != TASK_NONE ? 1 : 0))
 				c->request_time = s->request_time = now_usec();
 			break;
 		default:

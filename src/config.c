@@ -59,6 +59,7 @@ enum setting_type {
 #define SF_CONFFILE    0x08 /* the file RELOAD reads: shown, and set to read another one */
 #define SF_PENDING     0x10 /* has a field, but nothing uses it yet: warn when set */
 #define SF_NOT_HERE    0x20 /* means something on Windows only, as in PgBouncer: kept, no warning */
+#define SF_SECRET      0x40 /* a key: SHOW CONFIG says whether it is set, never what it is */
 
 #define NO_FIELD SIZE_MAX
 #define FIELD(f) offsetof(struct config, f)
@@ -141,9 +142,11 @@ static const struct setting settings[] = {
     BOOL("log_stats", FIELD(log_stats), "1", 0),
     STR("logfile", FIELD(logfile), "", SF_EMPTY_NULL),
     STR("login_notify_message", FIELD(login_notify_message), "", SF_EMPTY_NULL),
+    STR("mask_hash_key", FIELD(mask_hash_key), "", SF_EMPTY_NULL | SF_SECRET),
     INT("max_client_conn", FIELD(max_client_conn), "100", 0, 0, INT_MAX),
     INT("max_db_client_connections", FIELD(max_db_client_connections), "0", 0, 0, INT_MAX),
     INT("max_db_connections", FIELD(max_db_connections), "0", 0, 0, INT_MAX),
+    INT("max_masked_row_size", FIELD(max_masked_row_size), "67108864", 0, 1024, INT_MAX),
     INT("max_packet_size", FIELD(max_packet_size), "2147483647", 0, 0, INT_MAX),
     INT("max_prepared_statements", FIELD(max_prepared_statements), "200", 0, 0, INT_MAX),
     INT("max_user_client_connections", FIELD(max_user_client_connections), "0", 0, 0, INT_MAX),
@@ -169,6 +172,7 @@ static const struct setting settings[] = {
     STR("pidfile", FIELD(pidfile), "", SF_EMPTY_NULL | SF_NO_RELOAD),
     /* Every connection holds buffers of this size: bounded so a typo cannot exhaust memory. */
     INT("pkt_buf", FIELD(pkt_buf), "4096", SF_NO_RELOAD, 512, 16 * 1024 * 1024),
+    TIME("policy_catalog_refresh", FIELD(policy_catalog_refresh), "300", 0),
     INT("policy_max_instructions", FIELD(policy_max_instructions), "1000000", 0, 1000, INT_MAX),
     INT("policy_max_memory", FIELD(policy_max_memory), "67108864", 0, 1048576, INT_MAX),
     CHOICE("policy_mode", FIELD(policy_mode), "enforce", 0, "enforce|observe"),
@@ -1602,6 +1606,12 @@ static const char *show_time(usec_t t, char *buf, size_t len)
 	return buf;
 }
 
+bool config_is_secret(const char *name)
+{
+	const struct setting *s = find_setting(name);
+	return s && (s->flags & SF_SECRET);
+}
+
 const char *config_show_value(const struct config *c, const char *name, char *buf, size_t len)
 {
 	const struct setting *s = find_setting(name);
@@ -1622,6 +1632,8 @@ const char *config_show_value(const struct config *c, const char *name, char *bu
 	case ST_CHOICE:
 	case ST_STRING: {
 		const char *v = *(char *const *)p;
+		if (s->flags & SF_SECRET)
+			return v ? "(set)" : "";
 		if (s->flags & SF_CHECK_QUERY)
 			return !v ? "" : *v ? v : "<empty>";
 		return v ? v : "";

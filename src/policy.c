@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "masking.h"
 #include "outcome.h"
 #include "sqlinfo.h"
 #include "token.h"
@@ -124,7 +125,7 @@ bool policy_configure(char **err)
 		has_bind = has_complete = false;
 		verdict_cache_free(verdicts);
 		verdicts = NULL;
-		return true;
+		return masking_configure(NULL, 0, err);
 	}
 	struct lua_vm *fresh =
 	    lua_vm_new((size_t)cf->policy_max_memory, cf->policy_max_instructions, err);
@@ -133,6 +134,15 @@ bool policy_configure(char **err)
 	enum cache_level levels[LUA_VM_MAX_SCRIPTS] = {0};
 	if (!load_scripts(fresh, cf->policy_scripts, err) ||
 	    !read_cache_levels(fresh, levels, err)) {
+		lua_vm_free(fresh);
+		return false;
+	}
+	/* The masked columns the new scripts declared: the last thing that can refuse them. */
+	size_t n_masks;
+	struct lua_mask_decl *masks = lua_vm_mask_declarations(fresh, &n_masks);
+	bool masks_ok = masking_configure(masks, n_masks, err);
+	lua_vm_mask_declarations_free(masks, n_masks);
+	if (!masks_ok) {
 		lua_vm_free(fresh);
 		return false;
 	}
@@ -192,6 +202,7 @@ void policy_shutdown(void)
 	has_bind = has_complete = false;
 	verdict_cache_free(verdicts);
 	verdicts = NULL;
+	masking_shutdown();
 	sqlinfo_cache_free(cache);
 	cache = NULL;
 	sqlinfo_shutdown();
@@ -639,6 +650,10 @@ void policy_check(struct client *c, const char *sql, size_t len, bool extended,
 		if (strcmp(cf->policy_on_error, "allow") != 0)
 			deny(out, info->error_sqlstate, "%s", info->error_message);
 	} else {
+		/* A table's columns may change: masked ones are looked up again once it ran. */
+		for (size_t i = 0; masking_active() && i < info->n_stmts; i++)
+			if (info->stmts[i].kind == SQLINFO_DDL)
+				c->catalog_dirty = true;
 		/* Rewritten statements' new texts; NULL: none was rewritten (the usual case). */
 		char **texts = NULL;
 		for (size_t i = 0; i < info->n_stmts && out->decision != POLICY_DENIED; i++) {

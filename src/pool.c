@@ -9,6 +9,7 @@
  * parameters). Only this file moves them.
  */
 #include "pool.h"
+#include "masking.h"
 #include "client.h"
 #include "log.h"
 #include "params.h"
@@ -221,6 +222,21 @@ static struct server *take_idle(struct pool *pool)
 	return n ? container_of(n, struct server, node) : NULL;
 }
 
+void pool_send_settings(struct server *s)
+{
+	/*
+	 * The client's settings go ahead of its first request, in the same
+	 * write: the server answers them first, and the pooler keeps those
+	 * answers to itself. No round trip is spent waiting for them.
+	 */
+	char *sql = varcache_diff_sql(&s->client->vars, &s->vars);
+	if (sql) {
+		sv_log(LOG_LVL_DEBUG, s, "applying client settings: %s", sql);
+		server_run_task(s, TASK_SET_VARS, sql);
+		free(sql);
+	}
+}
+
 static enum link_result link_pair(struct client *c, struct server *s)
 {
 	struct pool *pool = c->pool;
@@ -236,17 +252,15 @@ static enum link_result link_pair(struct client *c, struct server *s)
 	c->state = CL_ACTIVE;
 	pool->stats.server_assignment_count++;
 
-	/*
-	 * The client's settings go ahead of its first request, in the same
-	 * write: the server answers them first, and the pooler keeps those
-	 * answers to itself. No round trip is spent waiting for them.
-	 */
-	char *sql = varcache_diff_sql(&c->vars, &s->vars);
-	if (sql) {
-		sv_log(LOG_LVL_DEBUG, s, "applying client settings: %s", sql);
-		server_run_task(s, TASK_SET_VARS, sql);
-		free(sql);
+	/* Masked columns are known before any row of this database is sent. */
+	if (masking_catalog_needed(pool->db)) {
+		sv_log(LOG_LVL_DEBUG, s, "reading the catalog for masking");
+		sbuf_pause(&c->sb);
+		masking_catalog_begin(pool->db);
+		server_run_task(s, TASK_MASK_CATALOG, masking_catalog_sql());
+		return LINK_LATER;
 	}
+	pool_send_settings(s);
 	return LINK_NOW;
 }
 
@@ -424,7 +438,7 @@ void pool_client_gone(struct client *c)
 		/* A message half forwarded leaves the server mid-protocol. */
 		if (c->sb.pkt_remaining > 0)
 			s->dirty = true;
-		if (s->task == TASK_SET_VARS)
+		if (s->task == TASK_SET_VARS || s->task == TASK_MASK_CATALOG)
 			s->dirty = true;
 		/* A query still running would go on to the end on the server: stop it. */
 		if (s->expect_ready > 0 && s->task == TASK_NONE)
@@ -708,6 +722,7 @@ void pool_gc_autodb(usec_t now)
 		}
 		list_del(&db->node);
 		dbconf_clear(&db->conf);
+		masking_catalog_free(db);
 		free(db->name);
 		free(db);
 	}
@@ -915,6 +930,7 @@ void pool_free_all(void)
 	while ((it = list_pop(&all_dbs))) {
 		struct pool_db *db = container_of(it, struct pool_db, node);
 		dbconf_clear(&db->conf);
+		masking_catalog_free(db);
 		free(db->name);
 		free(db);
 	}

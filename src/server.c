@@ -34,6 +34,7 @@
 #include "config.h"
 #include "dns.h"
 #include "log.h"
+#include "masking.h"
 #include "md5.h"
 #include "outcome.h"
 #include "params.h"
@@ -792,8 +793,9 @@ void server_run_task(struct server *s, enum server_task task, const char *sql)
 {
 	s->task = task;
 	s->task_failed = false;
-	/* A client's requests follow its settings at once; other tasks run alone. */
-	s->expect_ready = task == TASK_SET_VARS ? s->expect_ready + 1 : 1;
+	/* A client's requests may follow these at once; other tasks run alone. */
+	bool shared = task == TASK_SET_VARS || task == TASK_MASK_CATALOG;
+	s->expect_ready = shared ? s->expect_ready + 1 : 1;
 	struct pktbuf pb;
 	pktbuf_init(&pb);
 	proto_build_query(&pb, sql);
@@ -853,6 +855,28 @@ static void finish_task(struct server *s)
 			return;
 		}
 		return; /* the client's requests are already on their way */
+	case TASK_MASK_CATALOG: {
+		masking_catalog_end(s->pool->db, ok);
+		struct client *c = s->client;
+		if (!ok) {
+			s->catalog_ahead = false;
+			/* Without the catalog no row could be masked: nothing is sent. */
+			s->client = NULL;
+			if (c) {
+				c->server = NULL;
+				client_fail(c, "XX000", "masking: could not read the catalog");
+			}
+			server_close(s, "the masking catalog query failed");
+			return;
+		}
+		if (s->catalog_ahead) {
+			s->catalog_ahead = false; /* the client's request is already on its way */
+		} else if (c) {
+			pool_send_settings(s);
+			client_linked(c);
+		}
+		return;
+	}
 	case TASK_AUTH_QUERY: {
 		struct client *c = s->auth_client;
 		s->auth_client = NULL;
@@ -953,7 +977,9 @@ static bool task_message(struct server *s, uint8_t type, const uint8_t *body, ui
 		return true;
 	}
 	case 'D':
-		if (s->task == TASK_AUTH_QUERY)
+		if (s->task == TASK_MASK_CATALOG)
+			masking_catalog_row(s->pool->db, body, len);
+		else if (s->task == TASK_AUTH_QUERY)
 			auth_query_row(s, body, len);
 		else if (s->task == TASK_SESSION_CHECK)
 			session_check_row(s, body, len);
@@ -1014,11 +1040,129 @@ static void ready_for_query(struct server *s, char status)
 }
 
 /* Returns false when the server or its client was closed. */
+/* What masking did with a server message on its way to the client. */
+enum mask_step {
+	MASK_PASS,    /* forward it as usual */
+	MASK_DROPPED, /* sent masked, or dropped: it is gone from the input */
+	MASK_WAIT,    /* not all of it is here yet */
+	MASK_CLOSED,  /* the connection went */
+};
+
+/* Largest RowDescription read for masking: thousands of columns. */
+#define MASK_MAX_ROWDESC (1024 * 1024)
+
+/* A result that must not reach the client: an error in its place, the rest dropped. */
+static void refuse_result(struct client *c, const char *why)
+{
+	cl_log(LOG_LVL_LOG, c, "%s", why);
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_error(&pb, "ERROR", "42501", why);
+	sbuf_send(&c->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+	masking_plan_free(c->mask_plan);
+	c->mask_plan = NULL;
+	c->mask_refusing = true;
+}
+
+static enum mask_step mask_message(struct server *s, struct client *c, uint8_t type, uint32_t len,
+                                   size_t avail)
+{
+	struct evbuffer *in = s->sb.in;
+	bool whole = avail >= PROTO_HEADER_LEN + len;
+	if (c->mask_refusing) {
+		if (type == 'Z') {
+			c->mask_refusing = false;
+			c->mask_described = false;
+			return MASK_PASS;
+		}
+		c->mask_skip =
+		    PROTO_HEADER_LEN + len; /* dropped as it comes, never buffered whole */
+		return MASK_DROPPED;
+	}
+	switch (type) {
+	case 'T': {
+		if (len > MASK_MAX_ROWDESC) {
+			refuse_result(c, "masking: the row description is too large");
+			return mask_message(s, c, type, len, avail);
+		}
+		if (!whole)
+			return MASK_WAIT;
+		const uint8_t *body =
+		    evbuffer_pullup(in, PROTO_HEADER_LEN + len) + PROTO_HEADER_LEN;
+		bool refuse;
+		const char *err = NULL;
+		masking_plan_free(c->mask_plan);
+		c->mask_plan = masking_plan(c, body, len, &refuse, &err);
+		c->mask_described = true;
+		if (refuse) {
+			refuse_result(c, err);
+			return mask_message(s, c, type, len, avail);
+		}
+		return MASK_PASS;
+	}
+	case 'D': {
+		if (!c->mask_plan) {
+			if (c->mask_described || !masking_db_has_masked(c->pool->db))
+				return MASK_PASS;
+			/* Rows whose columns were never described cannot be checked. */
+			refuse_result(c,
+			              "masking: rows of a result whose columns were not described "
+			              "(Describe the portal before Execute)");
+			return mask_message(s, c, type, len, avail);
+		}
+		if (len > (uint32_t)cf->max_masked_row_size) {
+			refuse_result(c, "masking: a row is larger than max_masked_row_size");
+			return mask_message(s, c, type, len, avail);
+		}
+		if (!whole)
+			return MASK_WAIT;
+		const uint8_t *body =
+		    evbuffer_pullup(in, PROTO_HEADER_LEN + len) + PROTO_HEADER_LEN;
+		struct pktbuf pb;
+		pktbuf_init(&pb);
+		const char *err = NULL;
+		bool ok = masking_apply(c->mask_plan, body, len, &pb, &err);
+		if (ok) {
+			evbuffer_drain(in, PROTO_HEADER_LEN + len);
+			if (c->outcome)
+				outcome_server_message(c, 'D', NULL, 0);
+			s->pool->stats.bytes_sent += pb.len;
+			ok = sbuf_send(&c->sb, pb.data, pb.len);
+			pktbuf_free(&pb);
+			return ok || c->state != CL_CLOSED ? MASK_DROPPED : MASK_CLOSED;
+		}
+		pktbuf_free(&pb);
+		refuse_result(c, err);
+		return mask_message(s, c, type, len, avail);
+	}
+	case 's':
+		return MASK_PASS; /* the portal goes on at the next Execute, with the same columns
+		                   */
+	case 'C':
+	case 'E':
+	case 'I':
+	case 'Z':
+		masking_plan_free(c->mask_plan);
+		c->mask_plan = NULL;
+		c->mask_described = false;
+		return MASK_PASS;
+	default:
+		return MASK_PASS;
+	}
+}
+
 static bool server_process(struct server *s)
 {
 	struct evbuffer *in = s->sb.in;
 	while (s->client) {
 		size_t avail = evbuffer_get_length(in);
+		if (s->client->mask_skip > 0 && avail > 0) {
+			size_t n = avail < s->client->mask_skip ? avail : s->client->mask_skip;
+			evbuffer_drain(in, n);
+			s->client->mask_skip -= (uint32_t)n;
+			continue;
+		}
 		if (s->sb.pkt_remaining > 0 && avail > 0) {
 			size_t n = avail < s->sb.pkt_remaining ? avail : s->sb.pkt_remaining;
 			forward_to_client(s, n);
@@ -1060,6 +1204,15 @@ static bool server_process(struct server *s)
 			}
 		}
 		struct client *c = s->client;
+		if (masking_active()) {
+			enum mask_step step = mask_message(s, c, type, len, avail);
+			if (step == MASK_WAIT)
+				return true;
+			if (step == MASK_DROPPED)
+				continue;
+			if (step == MASK_CLOSED)
+				return false;
+		}
 		if (c->outcome && (type == 'C' || type == 'E' || type == 'Z' || type == 'I' ||
 		                   type == 's' || type == 'D')) {
 			/* A statement's answer: its tag or error is read whole when it is small. */
@@ -1089,6 +1242,10 @@ static bool server_process(struct server *s)
 					            "transaction blocks not allowed in statement "
 					            "pooling mode");
 					return false;
+				}
+				if (s->client->catalog_dirty) {
+					masking_catalog_invalidate();
+					s->client->catalog_dirty = status != 'I';
 				}
 				ready_for_query(s, status);
 			} else {

@@ -1,0 +1,442 @@
+/*
+ * Result masking: rules, the per-database catalog of the columns they
+ * name, and the plan of one result; see masking.h.
+ */
+#include "masking.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
+#include "lua_vm.h"
+#include "mask.h"
+#include "pktbuf.h"
+#include "pool.h"
+#include "proto.h"
+#include "rowmask.h"
+#include "token.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rule {
+	char *schema, *table, *column; /* patterns: '*' matches any run */
+	struct masker *masker;
+	char **roles;
+	size_t n_roles;
+	char **groups;
+	size_t n_groups;
+};
+
+/* A table column some rule names: which rules (bits, in declaration order). */
+struct column_rules {
+	uint32_t relid;
+	int16_t attnum;
+	uint64_t rules;
+};
+
+struct mask_catalog {
+	bool loaded;
+	usec_t loaded_at;
+	uint64_t generation; /* the rules' and DDL's it was read under */
+	struct column_rules *cols;
+	size_t n, cap;
+	/* while a read is under way */
+	struct column_rules *next;
+	size_t next_n, next_cap;
+};
+
+struct mask_plan {
+	struct rowdesc desc;
+	const struct masker **maskers;
+	int n_masked; /* columns with a masker */
+	uint64_t masked;
+};
+
+static struct rule rules[MASKING_MAX_RULES];
+static size_t n_rules;
+static char *catalog_sql;
+static uint64_t generation = 1;
+
+static void free_rules(struct rule *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(r[i].schema);
+		free(r[i].table);
+		free(r[i].column);
+		mask_free(r[i].masker);
+		for (size_t j = 0; j < r[i].n_roles; j++)
+			free(r[i].roles[j]);
+		free(r[i].roles);
+		for (size_t j = 0; j < r[i].n_groups; j++)
+			free(r[i].groups[j]);
+		free(r[i].groups);
+	}
+}
+
+static char **copy_names(char *const *names, size_t n)
+{
+	char **out = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(names[i]);
+	return out;
+}
+
+static bool make_masker(const struct lua_mask_decl *d, struct masker **out, char **err)
+{
+	static const struct {
+		const char *name;
+		enum mask_kind kind;
+	} kinds[] = {{"null", MASK_NULL},       {"redact", MASK_REDACT}, {"email", MASK_EMAIL},
+	             {"partial", MASK_PARTIAL}, {"hash", MASK_HASH},     {"fixed", MASK_FIXED}};
+	struct mask_spec spec = {0};
+	size_t i = 0;
+	while (i < ARRAY_SIZE(kinds) && strcmp(kinds[i].name, d->kind) != 0)
+		i++;
+	if (i == ARRAY_SIZE(kinds)) {
+		*err = xasprintf("%s: %s: unknown masker %s", d->script, d->pattern, d->kind);
+		return false;
+	}
+	spec.kind = kinds[i].kind;
+	spec.keep_first = d->keep_first;
+	spec.keep_last = d->keep_last;
+	if (spec.kind == MASK_HASH) {
+		/* The key: the script's own, or the configured one; neither is ever logged. */
+		const char *key = d->key ? d->key : cf->mask_hash_key;
+		spec.key = (const uint8_t *)key;
+		spec.key_len = d->key ? d->key_len : key ? strlen(key) : 0;
+	}
+	spec.fixed = d->value;
+	spec.fixed_len = d->value_len;
+	const char *why = NULL;
+	*out = mask_new(&spec, &why);
+	if (!*out) {
+		*err = xasprintf("%s: %s: %s%s", d->script, d->pattern, why,
+		                 spec.kind == MASK_HASH && !d->key ? " (set mask_hash_key)" : "");
+		return false;
+	}
+	return true;
+}
+
+/* pattern as a LIKE pattern, escaped with '!' (names hold no quote: checked at declaration). */
+static void append_like(char **sql, const char *pattern)
+{
+	size_t n = strlen(pattern);
+	char *like = xmalloc(2 * n + 1), *w = like;
+	for (const char *p = pattern; *p; p++) {
+		if (*p == '*') {
+			*w++ = '%';
+			continue;
+		}
+		if (*p == '%' || *p == '_' || *p == '!')
+			*w++ = '!';
+		*w++ = *p;
+	}
+	*w = '\0';
+	char *joined = xasprintf("%s'%s' ESCAPE '!'", *sql, like);
+	free(*sql);
+	free(like);
+	*sql = joined;
+}
+
+static char *build_catalog_sql(const struct rule *r, size_t n)
+{
+	char *sql = xstrdup("SELECT c.oid, a.attnum, n.nspname, c.relname, a.attname "
+	                    "FROM pg_catalog.pg_attribute a "
+	                    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+	                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	                    "WHERE a.attnum > 0 AND NOT a.attisdropped AND (");
+	for (size_t i = 0; i < n; i++) {
+		const char *parts[] = {r[i].schema, r[i].table, r[i].column};
+		const char *cols[] = {"n.nspname", "c.relname", "a.attname"};
+		for (int k = 0; k < 3; k++) {
+			char *next = xasprintf("%s%s%s LIKE ", sql,
+			                       k   ? " AND "
+			                       : i ? ") OR ("
+			                           : "(",
+			                       cols[k]);
+			free(sql);
+			sql = next;
+			append_like(&sql, parts[k]);
+		}
+	}
+	char *done = xasprintf("%s))", sql);
+	free(sql);
+	return done;
+}
+
+bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err)
+{
+	if (n > MASKING_MAX_RULES) {
+		*err = xasprintf("policy_scripts: %zu masked column declarations, at most %d", n,
+		                 MASKING_MAX_RULES);
+		return false;
+	}
+	struct rule fresh[MASKING_MAX_RULES];
+	memset(fresh, 0, sizeof(fresh));
+	for (size_t i = 0; i < n; i++) {
+		struct rule *r = &fresh[i];
+		if (!make_masker(&decls[i], &r->masker, err)) {
+			free_rules(fresh, i);
+			return false;
+		}
+		char *copy = xstrdup(decls[i].pattern);
+		char *dot1 = strchr(copy, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+		*dot1 = *dot2 = '\0'; /* three parts: checked at declaration */
+		r->schema = xstrdup(copy);
+		r->table = xstrdup(dot1 + 1);
+		r->column = xstrdup(dot2 + 1);
+		free(copy);
+		r->roles = copy_names(decls[i].roles, decls[i].n_roles);
+		r->n_roles = decls[i].n_roles;
+		r->groups = copy_names(decls[i].groups, decls[i].n_groups);
+		r->n_groups = decls[i].n_groups;
+	}
+	free_rules(rules, n_rules);
+	memcpy(rules, fresh, sizeof(rules));
+	n_rules = n;
+	free(catalog_sql);
+	catalog_sql = n ? build_catalog_sql(rules, n) : NULL;
+	masking_catalog_invalidate();
+	return true;
+}
+
+void masking_shutdown(void)
+{
+	free_rules(rules, n_rules);
+	n_rules = 0;
+	FREE_AND_NULL(catalog_sql);
+}
+
+bool masking_active(void)
+{
+	return n_rules > 0;
+}
+
+size_t masking_rule_count(void)
+{
+	return n_rules;
+}
+
+/* Catalog */
+
+static bool glob_match(const char *pattern, const char *s)
+{
+	if (!*pattern)
+		return !*s;
+	if (*pattern == '*')
+		return glob_match(pattern + 1, s) || (*s && glob_match(pattern, s + 1));
+	return *s == *pattern && glob_match(pattern + 1, s + 1);
+}
+
+static struct mask_catalog *catalog_of(struct pool_db *db)
+{
+	if (!db->mask_catalog)
+		db->mask_catalog = xcalloc(1, sizeof(struct mask_catalog));
+	return db->mask_catalog;
+}
+
+bool masking_catalog_needed(struct pool_db *db)
+{
+	if (!n_rules)
+		return false;
+	struct mask_catalog *cat = catalog_of(db);
+	return !cat->loaded || cat->generation != generation ||
+	       (cf->policy_catalog_refresh > 0 &&
+	        now_usec() - cat->loaded_at >= cf->policy_catalog_refresh);
+}
+
+const char *masking_catalog_sql(void)
+{
+	return catalog_sql;
+}
+
+void masking_catalog_begin(struct pool_db *db)
+{
+	struct mask_catalog *cat = catalog_of(db);
+	free(cat->next);
+	cat->next = NULL;
+	cat->next_n = cat->next_cap = 0;
+}
+
+/* The i-th text column of a DataRow body; NULL if absent or NULL. */
+static char *text_column(struct pkt_reader *r)
+{
+	uint32_t n = pr_uint32(r);
+	if (r->bad || n == 0xffffffffu)
+		return NULL;
+	const uint8_t *v = pr_bytes(r, n);
+	return v ? xstrndup((const char *)v, n) : NULL;
+}
+
+void masking_catalog_row(struct pool_db *db, const uint8_t *body, uint32_t len)
+{
+	struct mask_catalog *cat = catalog_of(db);
+	struct pkt_reader r;
+	pr_init(&r, body, len);
+	if (pr_uint16(&r) != 5)
+		return;
+	char *f[5];
+	for (int i = 0; i < 5; i++)
+		f[i] = text_column(&r);
+	uint64_t matched = 0;
+	if (f[0] && f[1] && f[2] && f[3] && f[4]) {
+		for (size_t i = 0; i < n_rules; i++) {
+			if (glob_match(rules[i].schema, f[2]) && glob_match(rules[i].table, f[3]) &&
+			    glob_match(rules[i].column, f[4]))
+				matched |= 1ull << i;
+		}
+	}
+	if (matched) {
+		if (cat->next_n == cat->next_cap) {
+			cat->next_cap = cat->next_cap ? cat->next_cap * 2 : 16;
+			cat->next = xrealloc(cat->next, cat->next_cap * sizeof(*cat->next));
+		}
+		cat->next[cat->next_n++] = (struct column_rules){
+		    .relid = (uint32_t)strtoul(f[0], NULL, 10),
+		    .attnum = (int16_t)atoi(f[1]),
+		    .rules = matched,
+		};
+	}
+	for (int i = 0; i < 5; i++)
+		free(f[i]);
+}
+
+void masking_catalog_end(struct pool_db *db, bool ok)
+{
+	struct mask_catalog *cat = catalog_of(db);
+	if (!ok) {
+		masking_catalog_begin(db); /* the old catalog, if any, stays stale */
+		return;
+	}
+	free(cat->cols);
+	cat->cols = cat->next;
+	cat->n = cat->next_n;
+	cat->cap = cat->next_cap;
+	cat->next = NULL;
+	cat->next_n = cat->next_cap = 0;
+	cat->loaded = true;
+	cat->loaded_at = now_usec();
+	cat->generation = generation;
+	log_debug("masking: %s: %zu masked column%s in the catalog", db->name, cat->n,
+	          cat->n == 1 ? "" : "s");
+}
+
+bool masking_db_has_masked(const struct pool_db *db)
+{
+	/* Not read yet: assume so, rows are then refused rather than sent unchecked. */
+	return n_rules && (!db->mask_catalog || !db->mask_catalog->loaded || db->mask_catalog->n);
+}
+
+void masking_catalog_invalidate(void)
+{
+	generation++;
+}
+
+void masking_catalog_free(struct pool_db *db)
+{
+	struct mask_catalog *cat = db->mask_catalog;
+	if (!cat)
+		return;
+	free(cat->cols);
+	free(cat->next);
+	free(cat);
+	db->mask_catalog = NULL;
+}
+
+/* Plans */
+
+static bool in_list(char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; name && i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* A rule's scope: everyone, or the roles it lists, or identities with one of its groups. */
+static bool applies(const struct rule *r, const struct client *c)
+{
+	if (!r->n_roles && !r->n_groups)
+		return true;
+	if (in_list(r->roles, r->n_roles, c->user))
+		return true;
+	for (size_t i = 0; c->identity && i < c->identity->n_groups; i++)
+		if (in_list(r->groups, r->n_groups, c->identity->groups[i]))
+			return true;
+	return false;
+}
+
+static const struct masker *masker_for(const struct mask_catalog *cat, uint32_t relid,
+                                       int16_t attnum, const struct client *c)
+{
+	for (size_t i = 0; i < cat->n; i++) {
+		if (cat->cols[i].relid != relid || cat->cols[i].attnum != attnum)
+			continue;
+		for (size_t k = 0; k < n_rules; k++)
+			if ((cat->cols[i].rules >> k & 1) && applies(&rules[k], c))
+				return rules[k].masker;
+		return NULL;
+	}
+	return NULL;
+}
+
+struct mask_plan *masking_plan(const struct client *c, const uint8_t *body, uint32_t len,
+                               bool *refuse, const char **err)
+{
+	*refuse = false;
+	struct mask_catalog *cat = c->pool->db->mask_catalog;
+	if (!cat || !cat->loaded) {
+		*refuse = true;
+		*err = "masking: the catalog of this database has not been read";
+		return NULL;
+	}
+	if (cat->n == 0)
+		return NULL;
+	struct mask_plan *p = xcalloc(1, sizeof(*p));
+	if (!rowmask_parse_desc(body, len, &p->desc, err)) {
+		free(p);
+		*refuse = true;
+		return NULL;
+	}
+	p->maskers = xcalloc((size_t)p->desc.ncols + 1, sizeof(*p->maskers));
+	for (int i = 0; i < p->desc.ncols; i++) {
+		const struct rowdesc_col *col = &p->desc.cols[i];
+		if (col->table_oid &&
+		    (p->maskers[i] = masker_for(cat, col->table_oid, col->attnum, c)))
+			p->n_masked++;
+	}
+	int bad = p->n_masked ? rowmask_unmaskable(&p->desc, p->maskers) : -1;
+	if (bad >= 0) {
+		*refuse = true;
+		*err = "masking: a masked column is asked for in a format its masker cannot write";
+	}
+	if (!p->n_masked || bad >= 0) {
+		masking_plan_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+bool masking_apply(struct mask_plan *p, const uint8_t *body, uint32_t len, struct pktbuf *out,
+                   const char **err)
+{
+	if (!rowmask_rewrite(&p->desc, p->maskers, body, len, (size_t)cf->max_masked_row_size, out,
+	                     err))
+		return false;
+	p->masked += (uint64_t)p->n_masked;
+	return true;
+}
+
+uint64_t masking_plan_masked(const struct mask_plan *p)
+{
+	return p ? p->masked : 0;
+}
+
+void masking_plan_free(struct mask_plan *p)
+{
+	if (!p)
+		return;
+	rowmask_free_desc(&p->desc);
+	free(p->maskers);
+	free(p);
+}

@@ -1,0 +1,136 @@
+"""
+Result masking, first part: columns declared with sieve.mask_column are
+masked in what the client receives, found through RowDescription's table
+OID and attribute number (aliases do not escape it), per role; a result
+that cannot be masked is refused, never sent in clear. The values checked
+are the ones the client received.
+"""
+
+import asyncio
+import os
+
+import asyncpg
+import psycopg
+import pytest
+
+from conftest import IS_PGBOUNCER
+
+pytestmark = pytest.mark.skipif(IS_PGBOUNCER, reason="pgsieve's masking")
+
+SCRIPT = """
+return { init = function()
+  sieve.mask_column('public.{t}.email', sieve.mask.email)
+  sieve.mask_column('public.{t}.card', sieve.mask.partial{keep_last = 4},
+                    {roles = {'trustuser'}})
+  sieve.mask_column('public.*.ssn', sieve.mask.redact)
+end }
+"""
+
+
+@pytest.fixture
+def customers(pg):
+    name = f"cust_{os.getpid()}"
+    pg.sql(f"DROP TABLE IF EXISTS {name}")
+    pg.sql(f"CREATE TABLE {name} (id int, email text, card text, note text)")
+    pg.sql(f"INSERT INTO {name} VALUES (1, 'alice@corp.example', '4111111111111111', 'x'),"
+           f" (2, 'bob@shop.example', '5500000000000004', NULL), (3, NULL, NULL, 'y')")
+    pg.sql(f"GRANT ALL ON {name} TO PUBLIC")
+    yield name
+    pg.sql(f"DROP TABLE IF EXISTS {name}")
+    pg.sql(f"DROP TABLE IF EXISTS {name}_new")
+
+
+def masked_pooler(pooler, tmp_path, table, **settings):
+    s = tmp_path / "mask.lua"
+    s.write_text(SCRIPT.replace("{t}", table))
+    cfg = {"policy_scripts": str(s)}
+    cfg.update(settings)
+    return pooler(settings=cfg)
+
+
+EXPECTED = [(1, "***@corp.example", "***1111"), (2, "***@shop.example", "***0004"),
+            (3, None, None)]
+
+
+def test_simple_protocol_and_aliases(pooler, tmp_path, customers):
+    p = masked_pooler(pooler, tmp_path, customers)
+    with p.connect() as c:
+        cur = psycopg.ClientCursor(c)   # Query messages
+        assert cur.execute(f"select id, email, card from {customers} order by id").fetchall() \
+            == EXPECTED
+        # An alias is the same column: RowDescription still names its table and attribute.
+        assert cur.execute(f"select email as e, note from {customers} where id = 1").fetchone() \
+            == ("***@corp.example", "x")
+        rows = cur.execute(f"select * from {customers} order by id").fetchall()
+        assert [r[1] for r in rows] == ["***@corp.example", "***@shop.example", None]
+        # Unmasked columns and other tables pass as they are.
+        assert cur.execute(f"select note from {customers} order by id").fetchall() == \
+            [("x",), (None,), ("y",)]
+
+
+def test_extended_protocol_text_and_binary(pooler, tmp_path, customers):
+    p = masked_pooler(pooler, tmp_path, customers)
+    with p.connect() as c:
+        q = f"select id, email, card from {customers} where id <= %s order by id"
+        assert c.execute(q, [3]).fetchall() == EXPECTED
+        assert c.execute(q, [3], prepare=True).fetchall() == EXPECTED
+        # Binary results: text columns are the same bytes, masked the same way.
+        assert c.cursor(binary=True).execute(q, [3]).fetchall() == EXPECTED
+
+
+def test_scope_by_role(pooler, tmp_path, customers):
+    p = masked_pooler(pooler, tmp_path, customers)
+    with p.connect(user="plainuser", password="plainpw") as c:
+        # card is masked for trustuser only; email for everyone.
+        assert c.execute(f"select email, card from {customers} where id = 1").fetchone() == \
+            ("***@corp.example", "4111111111111111")
+
+
+def test_asyncpg_prepared_statements_are_masked_or_refused(pooler, tmp_path, customers):
+    p = masked_pooler(pooler, tmp_path, customers, pool_mode="transaction")
+
+    async def run():
+        conn = await asyncpg.connect(host=p.host, port=p.port, user="trustuser",
+                                     database="testdb", ssl=False)
+        try:
+            try:
+                rows = await conn.fetch(f"select email from {customers} where id = $1", 1)
+            except asyncpg.exceptions.InsufficientPrivilegeError as e:
+                assert "masking" in str(e)
+                return
+            assert [r["email"] for r in rows] == ["***@corp.example"]
+        finally:
+            await conn.close()
+    asyncio.run(run())
+
+
+def test_ddl_through_the_pooler_refreshes_the_catalog(pooler, tmp_path, customers):
+    p = masked_pooler(pooler, tmp_path, customers)
+    with p.connect() as c:
+        assert c.execute(f"select email from {customers} where id = 1").fetchone()[0] == \
+            "***@corp.example"
+        # A new table with a column the pattern public.*.ssn names.
+        c.execute(f"create table {customers}_new (ssn text)")
+        c.execute(f"insert into {customers}_new values ('078-05-1120')")
+        assert c.execute(f"select ssn from {customers}_new").fetchone()[0] == "***"
+
+
+def test_no_masking_without_declarations(pooler, tmp_path, customers):
+    s = tmp_path / "none.lua"
+    s.write_text("return { statement = function() end }")
+    p = pooler(settings={"policy_scripts": str(s)})
+    with p.connect() as c:
+        assert c.execute(f"select email from {customers} where id = 1").fetchone()[0] == \
+            "alice@corp.example"
+
+
+def test_bad_declarations_refuse_the_scripts(pooler, tmp_path):
+    s = tmp_path / "bad.lua"
+    s.write_text("return { init = function() "
+                 "sieve.mask_column('public.t.c', sieve.mask.hash{}) end }")
+    p = pooler(settings={"policy_scripts": str(s)}, start=False)
+    p.start(wait=False)
+    p.expect_exit = True
+    assert p.proc.wait(10) != 0
+    assert "mask_hash_key" in p.log()
+    p.expect_fatal("mask_hash_key")
