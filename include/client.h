@@ -81,6 +81,8 @@ struct client {
 	bool mask_described; /* the current result's RowDescription has been seen */
 	bool mask_refusing; /* a result was refused: its messages are dropped up to ReadyForQuery */
 	uint32_t mask_skip; /* bytes of a dropped server message still to come */
+	char *masked_columns;   /* of the current request, for its audit record */
+	uint64_t masked_values; /* of the current request */
 	/* It sent DDL: the masked columns are read again after each of its requests until
 	 * its transaction ends (others see the change only once it is committed). */
 	bool catalog_dirty;

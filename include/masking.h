@@ -72,8 +72,12 @@ struct mask_plan *masking_plan(const struct client *c, const uint8_t *body, uint
 /* A DataRow body under the plan, whole message appended to out; false and *err if not. */
 bool masking_apply(struct mask_plan *plan, const uint8_t *body, uint32_t len, struct pktbuf *out,
                    const char **err) MUST_CHECK;
-/* Values masked under the plan so far. */
-uint64_t masking_plan_masked(const struct mask_plan *plan);
+/* Values a row masks under the plan. */
+int masking_plan_width(const struct mask_plan *plan);
+/* Appends the masked output columns' names to *list ("a,b"), for the audit record. */
+void masking_plan_add_columns(const struct mask_plan *plan, char **list);
+/* SHOW POLICIES: the columns a script declared, and the values masked under them. */
+void masking_script_stats(const char *script, uint64_t *declared, uint64_t *masked);
 void masking_plan_free(struct mask_plan *plan);
 
 #endif

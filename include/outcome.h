@@ -57,6 +57,8 @@ struct outcome {
 	usec_t duration;     /* from sending to the server to the answer */
 	char sqlstate[6];    /* OUTCOME_ERROR; "" otherwise */
 	const char *message; /* OUTCOME_ERROR: the server's message */
+	const char *masked_columns; /* masked output columns ("a,b"), or NULL */
+	uint64_t masked_values;
 };
 
 const char *outcome_status_name(enum outcome_status status);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "params.h"
 #include "pool.h"
+#include "masking.h"
 #include "oidc.h"
 #include "token.h"
 #include "policy.h"
@@ -1251,19 +1252,21 @@ static void show_audit(struct client *c)
 /* pgsieve's own: one row per loaded script, then the Lua state and analysis cache. */
 static void show_policies(struct client *c)
 {
-	static const char *const names[] = {"script",   "calls",  "cached", "denials",
-	                                    "rewrites", "errors", "avg_us", "mode"};
-	static const uint32_t types[] = {T, I, I, I, I, I, I, T};
+	static const char *const names[] = {"script", "calls",  "cached", "denials", "rewrites",
+	                                    "errors", "avg_us", "mode",   "masks",   "masked"};
+	static const uint32_t types[] = {T, I, I, I, I, I, I, T, I, I};
 	struct result r;
-	result_begin(&r, 8, names, types);
+	result_begin(&r, 10, names, types);
 	for (int i = 0; i < policy_script_count(); i++) {
 		const struct policy_script_stats *st = policy_script_stats(i);
+		uint64_t masks, masked;
+		masking_script_stats(policy_script_name(i), &masks, &masked);
 		result_row(&r, (const char *const[]){
 		                   policy_script_name(i), num((long long)st->calls),
 		                   num((long long)st->cached), num((long long)st->denials),
 		                   num((long long)st->rewrites), num((long long)st->errors),
 		                   num(st->calls ? (long long)(st->usec / st->calls) : 0),
-		                   cf->policy_mode});
+		                   cf->policy_mode, num((long long)masks), num((long long)masked)});
 	}
 	result_send(c, &r, "SHOW");
 }

@@ -357,6 +357,16 @@ void audit_statement(const struct client *c, struct checked_stmt *st, const stru
 	json_object_set_new(r, "duration_ms", json_real((double)o->duration / 1000.0));
 	if (o->sqlstate[0])
 		json_object_set_new(r, "sqlstate", json_string(o->sqlstate));
+	if (o->masked_columns || o->masked_values) {
+		json_t *cols = json_array();
+		char *copy = xstrdup(o->masked_columns ? o->masked_columns : ""), *save = NULL;
+		for (char *n = strtok_r(copy, ",", &save); n; n = strtok_r(NULL, ",", &save))
+			json_array_append_new(cols, json_string(n));
+		free(copy);
+		json_object_set_new(r, "masked",
+		                    json_pack("{s:o, s:I}", "columns", cols, "values",
+		                              (json_int_t)o->masked_values));
+	}
 	enqueue(r);
 }
 

@@ -150,6 +150,7 @@ static void free_client(struct client *c)
 	prepared_client_free(c);
 	outcome_client_free(c);
 	masking_plan_free(c->mask_plan);
+	free(c->masked_columns);
 	policy_client_gone(c);
 	if (c->identity) {
 		token_identity_clear(c->identity);

@@ -19,6 +19,8 @@
 #include <string.h>
 
 struct rule {
+	char *script;                  /* that declared it, for SHOW POLICIES */
+	uint64_t masked;               /* values masked under it */
 	char *schema, *table, *column; /* patterns: '*' matches any run */
 	struct masker *masker;
 	char **roles;
@@ -48,7 +50,8 @@ struct mask_catalog {
 struct mask_plan {
 	struct rowdesc desc;
 	const struct masker **maskers;
-	int n_masked; /* columns with a masker */
+	struct rule **rules; /* the rule of each masked column */
+	int n_masked;        /* columns with a masker */
 	uint64_t masked;
 };
 
@@ -60,6 +63,7 @@ static uint64_t generation = 1;
 static void free_rules(struct rule *r, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		free(r[i].script);
 		free(r[i].schema);
 		free(r[i].table);
 		free(r[i].column);
@@ -186,6 +190,7 @@ bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err)
 		r->table = xstrdup(dot1 + 1);
 		r->column = xstrdup(dot2 + 1);
 		free(copy);
+		r->script = xstrdup(decls[i].script);
 		r->roles = copy_names(decls[i].roles, decls[i].n_roles);
 		r->n_roles = decls[i].n_roles;
 		r->groups = copy_names(decls[i].groups, decls[i].n_groups);
@@ -366,15 +371,15 @@ static bool applies(const struct rule *r, const struct client *c)
 	return false;
 }
 
-static const struct masker *masker_for(const struct mask_catalog *cat, uint32_t relid,
-                                       int16_t attnum, const struct client *c)
+static struct rule *rule_for(const struct mask_catalog *cat, uint32_t relid, int16_t attnum,
+                             const struct client *c)
 {
 	for (size_t i = 0; i < cat->n; i++) {
 		if (cat->cols[i].relid != relid || cat->cols[i].attnum != attnum)
 			continue;
 		for (size_t k = 0; k < n_rules; k++)
 			if ((cat->cols[i].rules >> k & 1) && applies(&rules[k], c))
-				return rules[k].masker;
+				return &rules[k];
 		return NULL;
 	}
 	return NULL;
@@ -399,11 +404,14 @@ struct mask_plan *masking_plan(const struct client *c, const uint8_t *body, uint
 		return NULL;
 	}
 	p->maskers = xcalloc((size_t)p->desc.ncols + 1, sizeof(*p->maskers));
+	p->rules = xcalloc((size_t)p->desc.ncols + 1, sizeof(*p->rules));
 	for (int i = 0; i < p->desc.ncols; i++) {
 		const struct rowdesc_col *col = &p->desc.cols[i];
 		if (col->table_oid &&
-		    (p->maskers[i] = masker_for(cat, col->table_oid, col->attnum, c)))
+		    (p->rules[i] = rule_for(cat, col->table_oid, col->attnum, c))) {
+			p->maskers[i] = p->rules[i]->masker;
 			p->n_masked++;
+		}
 	}
 	int bad = p->n_masked ? rowmask_unmaskable(&p->desc, p->maskers) : -1;
 	if (bad >= 0) {
@@ -424,12 +432,38 @@ bool masking_apply(struct mask_plan *p, const uint8_t *body, uint32_t len, struc
 	                     err))
 		return false;
 	p->masked += (uint64_t)p->n_masked;
+	for (int i = 0; i < p->desc.ncols; i++)
+		if (p->rules[i])
+			p->rules[i]->masked++;
 	return true;
 }
 
-uint64_t masking_plan_masked(const struct mask_plan *p)
+int masking_plan_width(const struct mask_plan *p)
 {
-	return p ? p->masked : 0;
+	return p->n_masked;
+}
+
+void masking_plan_add_columns(const struct mask_plan *p, char **list)
+{
+	for (int i = 0; i < p->desc.ncols; i++) {
+		if (!p->maskers[i])
+			continue;
+		const char *name = p->desc.cols[i].name;
+		char *old = *list;
+		*list = old ? xasprintf("%s,%s", old, name) : xstrdup(name);
+		free(old);
+	}
+}
+
+void masking_script_stats(const char *script, uint64_t *declared, uint64_t *masked)
+{
+	*declared = *masked = 0;
+	for (size_t i = 0; i < n_rules; i++) {
+		if (strcmp(rules[i].script, script) != 0)
+			continue;
+		(*declared)++;
+		*masked += rules[i].masked;
+	}
 }
 
 void masking_plan_free(struct mask_plan *p)
@@ -438,5 +472,6 @@ void masking_plan_free(struct mask_plan *p)
 		return;
 	rowmask_free_desc(&p->desc);
 	free(p->maskers);
+	free(p->rules);
 	free(p);
 }

@@ -255,8 +255,12 @@ static void finish(struct client *c, struct outcome_client *oc, enum outcome_sta
 		    .duration = now_usec() - r->started,
 		};
 		memcpy(o.sqlstate, r->sqlstate, sizeof(o.sqlstate));
+		o.masked_columns = c->masked_columns;
+		o.masked_values = c->masked_values;
 		audit_statement(c, r->st, &o);
 	}
+	FREE_AND_NULL(c->masked_columns);
+	c->masked_values = 0;
 	checked_stmt_unref(r->st);
 	oc->head = (oc->head + 1) % oc->cap;
 	oc->len--;

@@ -1095,6 +1095,8 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 		masking_plan_free(c->mask_plan);
 		c->mask_plan = masking_plan(c, body, len, &refuse, &err);
 		c->mask_described = true;
+		if (c->mask_plan && c->outcome)
+			masking_plan_add_columns(c->mask_plan, &c->masked_columns);
 		if (refuse) {
 			refuse_result(c, err);
 			return mask_message(s, c, type, len, avail);
@@ -1125,6 +1127,7 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 		bool ok = masking_apply(c->mask_plan, body, len, &pb, &err);
 		if (ok) {
 			evbuffer_drain(in, PROTO_HEADER_LEN + len);
+			c->masked_values += (uint64_t)masking_plan_width(c->mask_plan);
 			if (c->outcome)
 				outcome_server_message(c, 'D', NULL, 0);
 			s->pool->stats.bytes_sent += pb.len;

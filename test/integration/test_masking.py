@@ -134,3 +134,31 @@ def test_bad_declarations_refuse_the_scripts(pooler, tmp_path):
     assert p.proc.wait(10) != 0
     assert "mask_hash_key" in p.log()
     p.expect_fatal("mask_hash_key")
+
+
+def test_audit_and_show_policies_count_masks(pooler, tmp_path, customers):
+    import json
+    from test_admin import ADMIN, console, show
+    from conftest import default_auth_users
+    s = tmp_path / "mask.lua"
+    s.write_text(SCRIPT.replace("{t}", customers))
+    auth = default_auth_users()
+    auth[ADMIN] = ""
+    p = pooler(settings={"policy_scripts": str(s), "admin_users": ADMIN,
+                         "audit_file": str(tmp_path / "audit.jsonl"),
+                         "audit_query_text": "full"}, auth_users=auth)
+    with p.connect() as c:
+        c.execute(f"select id, email, card from {customers} order by id").fetchall()
+        c.execute(f"select note from {customers}").fetchall()
+    with console(p) as adm:
+        row = show(adm, "POLICIES")[0]
+    assert (row["masks"], row["masked"]) == ("3", "6")   # 3 rows x (email, card)
+
+    def statements():
+        path = tmp_path / "audit.jsonl"
+        recs = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        return [r for r in recs if r["event"] == "statement"]
+    from helpers import wait_for
+    recs = wait_for(lambda: len(statements()) >= 2 and statements(), 5, what="two records")
+    assert recs[0]["masked"] == {"columns": ["email", "card"], "values": 6}
+    assert "masked" not in recs[1]
