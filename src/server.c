@@ -1139,9 +1139,16 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 		refuse_result(c, err);
 		return mask_message(s, c, type, len, avail);
 	}
+	case 'H':
+	case 'W':
+		/* COPY out says nothing of the columns it sends: not from where some are masked. */
+		if (!masking_db_has_masked(c->pool->db))
+			return MASK_PASS;
+		refuse_result(c, "masking: COPY out of a database with masked columns is refused");
+		return mask_message(s, c, type, len, avail);
 	case 's':
-		return MASK_PASS; /* the portal goes on at the next Execute, with the same columns
-		                   */
+		/* The portal goes on at the next Execute, with the same columns. */
+		return MASK_PASS;
 	case 'C':
 	case 'E':
 	case 'I':

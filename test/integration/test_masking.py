@@ -162,3 +162,13 @@ def test_audit_and_show_policies_count_masks(pooler, tmp_path, customers):
     recs = wait_for(lambda: len(statements()) >= 2 and statements(), 5, what="two records")
     assert recs[0]["masked"] == {"columns": ["email", "card"], "values": 6}
     assert "masked" not in recs[1]
+
+
+def test_copy_out_is_refused_where_columns_are_masked(pooler, tmp_path, customers):
+    p = masked_pooler(pooler, tmp_path, customers)
+    with p.connect() as c:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="COPY out"):
+            with c.cursor().copy(f"copy {customers} to stdout") as cp:
+                for _ in cp:
+                    pass
+        assert c.execute("select 1").fetchone()[0] == 1   # the session goes on
