@@ -1076,6 +1076,9 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 			c->mask_described = false;
 			return MASK_PASS;
 		}
+		/* What is not the result's goes on: settings, notices, notifications. */
+		if (type == 'S' || type == 'N' || type == 'A')
+			return MASK_PASS;
 		c->mask_skip =
 		    PROTO_HEADER_LEN + len; /* dropped as it comes, never buffered whole */
 		return MASK_DROPPED;
