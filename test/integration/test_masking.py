@@ -172,3 +172,42 @@ def test_copy_out_is_refused_where_columns_are_masked(pooler, tmp_path, customer
                 for _ in cp:
                     pass
         assert c.execute("select 1").fetchone()[0] == 1   # the session goes on
+
+
+def test_mask_pii_plugin_per_audience(pooler, tmp_path, customers):
+    from conftest import ROOT
+    opts = tmp_path / "mask_pii.options.lua"
+    opts.write_text(f"""
+return {{ rules = {{
+  {{ column = "public.{customers}.email", mask = "hash", roles = {{ "plainuser" }} }},
+  {{ column = "public.{customers}.email", mask = "partial", keep_first = 2 }},
+  {{ column = "public.{customers}.card", mask = "fixed", value = "n/a" }},
+}} }}""")
+    p = pooler(settings={"policy_scripts": f"{ROOT / 'plugins' / 'mask_pii.lua'}:{opts}",
+                         "mask_hash_key": "a key of sixteen bytes or more"})
+    q = f"select email, card from {customers} where id <= 2 order by id"
+    with p.connect(user="plainuser", password="plainpw") as c:
+        agent = c.execute(q).fetchall()
+    with p.connect() as c:
+        person = c.execute(q).fetchall()
+    # The agent's role: stable 16-hex-digit pseudonyms, distinct per value.
+    assert all(len(e) == 16 and int(e, 16) >= 0 for e, _ in agent)
+    assert agent[0][0] != agent[1][0]
+    with p.connect(user="plainuser", password="plainpw") as c:
+        assert c.execute(q).fetchall() == agent
+    # Everyone else: the first two characters.
+    assert [e for e, _ in person] == ["al***", "bo***"]
+    assert {card for _, card in agent + person} == {"n/a"}
+
+
+def test_mask_pii_plugin_refuses_bad_options(pooler, tmp_path):
+    from conftest import ROOT
+    opts = tmp_path / "bad.options.lua"
+    opts.write_text('return { rules = { { column = "a.b.c", mask = "sparkle" } } }')
+    p = pooler(settings={"policy_scripts": f"{ROOT / 'plugins' / 'mask_pii.lua'}:{opts}"},
+               start=False)
+    p.start(wait=False)
+    p.expect_exit = True
+    assert p.proc.wait(10) != 0
+    assert "unknown mask sparkle" in p.log()
+    p.expect_fatal("unknown mask")
