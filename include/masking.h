@@ -69,6 +69,13 @@ struct mask_plan;
  */
 struct mask_plan *masking_plan(const struct client *c, const uint8_t *body, uint32_t len,
                                bool *refuse, const char **err);
+/*
+ * The same for a statement's RowDescription (from its Describe) executed
+ * through a portal whose Bind asked for these result formats.
+ */
+struct mask_plan *masking_plan_bound(const struct client *c, const uint8_t *body, uint32_t len,
+                                     const int16_t *formats, uint16_t n_formats, bool *refuse,
+                                     const char **err);
 /* A DataRow body under the plan, whole message appended to out; false and *err if not. */
 bool masking_apply(struct mask_plan *plan, const uint8_t *body, uint32_t len, struct pktbuf *out,
                    const char **err) MUST_CHECK;

@@ -40,6 +40,9 @@ struct checked_stmt {
 	/* The audit log's, made on first use: a prepared statement runs many times. */
 	char *fingerprint;
 	char *normalized;
+	/* Its RowDescription as a Describe of it answered (masking: Executes without one). */
+	uint8_t *rowdesc;
+	uint32_t rowdesc_len;
 };
 
 /* How a statement ended, for the complete phase and the audit record. */
@@ -82,8 +85,9 @@ void outcome_parsed(struct client *client, const char *name, struct checked_stmt
  * never seen by this process (prepared before an online restart).
  */
 struct checked_stmt *outcome_statement(struct client *client, const char *name);
-/* Bind: portal now runs st (NULL: the Bind was refused). */
-void outcome_bound(struct client *client, const char *portal, struct checked_stmt *st);
+/* Bind: portal now runs st (NULL: the Bind was refused), with these result formats. */
+void outcome_bound(struct client *client, const char *portal, struct checked_stmt *st,
+                   const int16_t *formats, uint16_t n_formats);
 /* Close: kind 'S' a statement, 'P' a portal. */
 void outcome_closed(struct client *client, char kind, const char *name);
 
@@ -105,6 +109,15 @@ void outcome_sent(struct client *client, uint8_t type, const uint8_t *msg, uint3
  * may be NULL. Z's body is its transaction status.
  */
 void outcome_server_message(struct client *client, uint8_t type, const uint8_t *body, uint32_t len);
+
+/*
+ * The columns of the result the server sends now, for an Execute with no
+ * RowDescription of its own: the statement's as its Describe answered, and
+ * the result formats its Bind asked for (n_formats as in Bind: 0 all text,
+ * 1 for all, else one per column). False when unknown.
+ */
+bool outcome_execute_columns(struct client *client, const uint8_t **rowdesc, uint32_t *len,
+                             const int16_t **formats, uint16_t *n_formats);
 
 /* The client is gone or its server died: what was in flight ends as unknown. */
 void outcome_client_free(struct client *client);

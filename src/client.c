@@ -665,19 +665,27 @@ static void check_bind(struct client *c, uint32_t body_len)
 	}
 	struct checked_stmt *st = outcome_statement(c, name);
 	struct policy_result r = {.decision = POLICY_PASS};
+	/* Parameters (for the bind phase), then the result formats (for masking). */
+	uint16_t n_formats = pr_uint16(&rd);
+	const uint8_t *formats = pr_bytes(&rd, (size_t)n_formats * 2);
+	uint16_t n_params = pr_uint16(&rd);
+	struct bind_param *params = xcalloc(n_params ? n_params : 1, sizeof(*params));
+	for (uint16_t i = 0; i < n_params && !rd.bad; i++) {
+		uint16_t f = n_formats == 1 ? 0 : i;
+		params[i].binary =
+		    f < n_formats && formats && ((formats[2 * f] << 8) | formats[2 * f + 1]) == 1;
+		params[i].len = (int32_t)pr_uint32(&rd);
+		if (params[i].len > 0)
+			params[i].value = pr_bytes(&rd, (size_t)params[i].len);
+	}
+	uint16_t n_results = pr_uint16(&rd);
+	const uint8_t *results = pr_bytes(&rd, (size_t)n_results * 2);
+	int16_t *result_formats = xcalloc(n_results ? n_results : 1, sizeof(int16_t));
+	for (uint16_t i = 0; results && i < n_results; i++)
+		result_formats[i] = (int16_t)((results[2 * i] << 8) | results[2 * i + 1]);
+	if (rd.bad)
+		n_results = 0; /* malformed: the server refuses it */
 	if (st && policy_wants_bind()) {
-		uint16_t n_formats = pr_uint16(&rd);
-		const uint8_t *formats = pr_bytes(&rd, (size_t)n_formats * 2);
-		uint16_t n_params = pr_uint16(&rd);
-		struct bind_param *params = xcalloc(n_params ? n_params : 1, sizeof(*params));
-		for (uint16_t i = 0; i < n_params && !rd.bad; i++) {
-			uint16_t f = n_formats == 1 ? 0 : i;
-			params[i].binary = f < n_formats && formats &&
-			                   ((formats[2 * f] << 8) | formats[2 * f + 1]) == 1;
-			params[i].len = (int32_t)pr_uint32(&rd);
-			if (params[i].len > 0)
-				params[i].value = pr_bytes(&rd, (size_t)params[i].len);
-		}
 		if (rd.bad || (n_formats > 1 && n_formats != n_params)) {
 			/* Malformed: the server refuses it, but the scripts cannot see it either.
 			 */
@@ -687,16 +695,17 @@ static void check_bind(struct client *c, uint32_t body_len)
 		} else {
 			policy_bind(c, st, params, n_params, &r);
 		}
-		free(params);
 	}
+	free(params);
 	if (r.decision == POLICY_DENIED) {
 		audit_denied(c, st->text, strlen(st->text), true, "bind", r.script, r.sqlstate);
-		outcome_bound(c, portal, NULL);
+		outcome_bound(c, portal, NULL, NULL, 0);
 		refuse(c, 'B', total, &r);
 	} else {
-		outcome_bound(c, portal, st);
+		outcome_bound(c, portal, st, result_formats, n_results);
 		c->policy_checked = true;
 	}
+	free(result_formats);
 	policy_result_clear(&r);
 }
 
@@ -801,7 +810,7 @@ static bool client_process(struct client *c)
 		/* Statement names are rewritten, statements checked, Executes followed: such
 		 * messages are handled whole. */
 		if ((checking || c->skip_to_sync || (tracking && prepared_needs_whole(type)) ||
-		     (outcomes && type == 'E')) &&
+		     (outcomes && (type == 'E' || type == 'D'))) &&
 		    avail < PROTO_HEADER_LEN + body_len)
 			return true;
 		if (c->skip_to_sync) {
@@ -875,6 +884,10 @@ static bool client_process(struct client *c)
 		default:
 			break;
 		}
+		/* A Describe goes to the server even when renamed for it below: noted first. */
+		if (outcomes && type == 'D')
+			outcome_sent(c, type, evbuffer_pullup(in, PROTO_HEADER_LEN + body_len),
+			             body_len);
 		if (tracking || outcomes) {
 			const uint8_t *msg = tracking && prepared_needs_whole(type)
 			                         ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
@@ -889,7 +902,7 @@ static bool client_process(struct client *c)
 			if (c->state == CL_CLOSED)
 				return false;
 		}
-		if (outcomes)
+		if (outcomes && type != 'D')
 			outcome_sent(c, type,
 			             type == 'E' ? evbuffer_pullup(in, PROTO_HEADER_LEN + body_len)
 			                         : NULL,

@@ -388,6 +388,13 @@ static struct rule *rule_for(const struct mask_catalog *cat, uint32_t relid, int
 struct mask_plan *masking_plan(const struct client *c, const uint8_t *body, uint32_t len,
                                bool *refuse, const char **err)
 {
+	return masking_plan_bound(c, body, len, NULL, UINT16_MAX, refuse, err);
+}
+
+struct mask_plan *masking_plan_bound(const struct client *c, const uint8_t *body, uint32_t len,
+                                     const int16_t *formats, uint16_t n_formats, bool *refuse,
+                                     const char **err)
+{
 	*refuse = false;
 	struct mask_catalog *cat = c->pool->db->mask_catalog;
 	if (!cat || !cat->loaded) {
@@ -402,6 +409,19 @@ struct mask_plan *masking_plan(const struct client *c, const uint8_t *body, uint
 		free(p);
 		*refuse = true;
 		return NULL;
+	}
+	/* A statement's description says text; the Bind said what the rows really are. */
+	if (n_formats != UINT16_MAX) {
+		if (n_formats > 1 && n_formats != p->desc.ncols) {
+			masking_plan_free(p);
+			*refuse = true;
+			*err =
+			    "masking: the Bind's result formats do not fit the statement's columns";
+			return NULL;
+		}
+		for (int i = 0; i < p->desc.ncols; i++)
+			p->desc.cols[i].format =
+			    n_formats == 0 ? 0 : formats[n_formats == 1 ? 0 : i];
 	}
 	p->maskers = xcalloc((size_t)p->desc.ncols + 1, sizeof(*p->maskers));
 	p->rules = xcalloc((size_t)p->desc.ncols + 1, sizeof(*p->rules));

@@ -7,6 +7,7 @@
 #include "audit.h"
 #include "client.h"
 #include "log.h"
+#include "masking.h"
 #include "policy.h"
 #include "proto.h"
 
@@ -18,6 +19,8 @@
 struct named {
 	struct named *next;
 	struct checked_stmt *st;
+	int16_t *formats; /* a portal's result formats, as its Bind gave them */
+	uint16_t n_formats;
 	char name[];
 };
 
@@ -28,7 +31,11 @@ struct names {
 
 /* Something sent to the server whose answer is still due. */
 struct request {
-	uint8_t type; /* 'Q', 'E', or the 'S' and 'F' that end with ReadyForQuery */
+	/* 'Q', 'E', 'd' (a Describe), or the 'S' and 'F' that end with ReadyForQuery */
+	uint8_t type;
+	bool describes_statement; /* 'd': of a statement (its answer is kept on st) */
+	int16_t *formats;         /* 'E': its portal's result formats */
+	uint16_t n_formats;
 	bool failed;
 	uint32_t done; /* a Query's statements answered so far */
 	struct checked_stmt *st;
@@ -62,7 +69,8 @@ const char *outcome_status_name(enum outcome_status status)
 
 bool outcome_tracking(void)
 {
-	return audit_enabled() || policy_wants_bind() || policy_wants_complete();
+	return audit_enabled() || policy_wants_bind() || policy_wants_complete() ||
+	       masking_active();
 }
 
 struct checked_stmt *checked_stmt_new(const char *text, size_t len, bool extended,
@@ -95,6 +103,7 @@ void checked_stmt_unref(struct checked_stmt *st)
 	free(st->script);
 	free(st->fingerprint);
 	free(st->normalized);
+	free(st->rowdesc);
 	free(st);
 }
 
@@ -142,6 +151,8 @@ static void names_set(struct names *t, const char *name, struct checked_stmt *st
 	if (p && *p) {
 		checked_stmt_unref((*p)->st);
 		(*p)->st = st;
+		FREE_AND_NULL((*p)->formats);
+		(*p)->n_formats = 0;
 		return;
 	}
 	if (t->count >= t->n_buckets) {
@@ -149,7 +160,7 @@ static void names_set(struct names *t, const char *name, struct checked_stmt *st
 		p = names_slot(t, name);
 	}
 	size_t n = strlen(name) + 1;
-	struct named *e = xmalloc(sizeof(*e) + n);
+	struct named *e = xcalloc(1, sizeof(*e) + n);
 	memcpy(e->name, name, n);
 	e->st = st;
 	e->next = NULL;
@@ -165,6 +176,7 @@ static void names_del(struct names *t, const char *name)
 	struct named *e = *p;
 	*p = e->next;
 	checked_stmt_unref(e->st);
+	free(e->formats);
 	free(e);
 	t->count--;
 }
@@ -175,6 +187,7 @@ static void names_clear(struct names *t)
 		for (struct named *e = t->buckets[i], *next; e; e = next) {
 			next = e->next;
 			checked_stmt_unref(e->st);
+			free(e->formats);
 			free(e);
 		}
 	}
@@ -200,9 +213,17 @@ struct checked_stmt *outcome_statement(struct client *c, const char *name)
 	return p && *p ? (*p)->st : NULL;
 }
 
-void outcome_bound(struct client *c, const char *portal, struct checked_stmt *st)
+void outcome_bound(struct client *c, const char *portal, struct checked_stmt *st,
+                   const int16_t *formats, uint16_t n_formats)
 {
-	names_set(&state(c)->portals, portal, checked_stmt_ref(st));
+	struct names *t = &state(c)->portals;
+	names_set(t, portal, checked_stmt_ref(st));
+	struct named *e = *names_slot(t, portal);
+	if (n_formats) {
+		e->formats = xmalloc(n_formats * sizeof(*e->formats));
+		memcpy(e->formats, formats, n_formats * sizeof(*e->formats));
+		e->n_formats = n_formats;
+	}
 }
 
 void outcome_closed(struct client *c, char kind, const char *name)
@@ -262,6 +283,7 @@ static void finish(struct client *c, struct outcome_client *oc, enum outcome_sta
 	FREE_AND_NULL(c->masked_columns);
 	c->masked_values = 0;
 	checked_stmt_unref(r->st);
+	free(r->formats);
 	oc->head = (oc->head + 1) % oc->cap;
 	oc->len--;
 }
@@ -280,6 +302,23 @@ void outcome_sent(struct client *c, uint8_t type, const uint8_t *msg, uint32_t l
 		const char *portal = pr_string(&r);
 		struct named **p = r.bad ? NULL : names_slot(&oc->portals, portal);
 		push(oc, 'E', p && *p ? checked_stmt_ref((*p)->st) : NULL);
+		if (p && *p && (*p)->n_formats) {
+			struct request *e = queue_at(oc, oc->len - 1);
+			e->n_formats = (*p)->n_formats;
+			e->formats = xmalloc(e->n_formats * sizeof(*e->formats));
+			memcpy(e->formats, (*p)->formats, e->n_formats * sizeof(*e->formats));
+		}
+		break;
+	}
+	case 'D': {
+		/* A Describe: a statement's answer is kept, for Executes that come without one. */
+		struct pkt_reader r;
+		pr_init(&r, msg + PROTO_HEADER_LEN, len);
+		uint8_t kind = pr_byte(&r);
+		const char *name = pr_string(&r);
+		struct named **p = r.bad || kind != 'S' ? NULL : names_slot(&oc->statements, name);
+		push(oc, 'd', p && *p ? checked_stmt_ref((*p)->st) : NULL);
+		queue_at(oc, oc->len - 1)->describes_statement = kind == 'S';
 		break;
 	}
 	case 'S':
@@ -331,8 +370,15 @@ static void complete(struct client *c, struct request *r, enum outcome_status st
 static void on_error(struct client *c, struct outcome_client *oc, const uint8_t *body, uint32_t len)
 {
 	struct request *r = queue_at(oc, 0);
+	if (r->type == 'd') {
+		/* A Describe failed; PostgreSQL skips to Sync, so nothing before it runs. */
+		while (oc->len > 0 &&
+		       (queue_at(oc, 0)->type == 'd' || queue_at(oc, 0)->type == 'E'))
+			finish(c, oc, OUTCOME_NOT_RUN);
+		return;
+	}
 	if (r->type != 'Q' && r->type != 'E')
-		return; /* a Parse, Bind or Describe failed: no statement ran */
+		return; /* a Parse or Bind failed: no statement ran */
 	struct proto_error e;
 	if (!body || !proto_parse_error(body, len, &e)) {
 		memset(&e, 0, sizeof(e));
@@ -344,8 +390,8 @@ static void on_error(struct client *c, struct outcome_client *oc, const uint8_t 
 	if (r->type == 'Q')
 		return; /* the Query ends with its ReadyForQuery */
 	finish(c, oc, OUTCOME_ERROR);
-	/* PostgreSQL skips to Sync: the Executes before it do not run. */
-	while (oc->len > 0 && queue_at(oc, 0)->type == 'E')
+	/* PostgreSQL skips to Sync: the Executes (and Describes) before it do not run. */
+	while (oc->len > 0 && (queue_at(oc, 0)->type == 'E' || queue_at(oc, 0)->type == 'd'))
 		finish(c, oc, OUTCOME_NOT_RUN);
 }
 
@@ -355,6 +401,22 @@ void outcome_server_message(struct client *c, uint8_t type, const uint8_t *body,
 	if (!oc || oc->len == 0)
 		return;
 	struct request *r = queue_at(oc, 0);
+	if (r->type == 'd') {
+		/* A Describe's answer: ParameterDescription, then RowDescription or NoData. */
+		if (type == 'T' && r->st && r->describes_statement && body) {
+			free(r->st->rowdesc);
+			r->st->rowdesc = xmalloc(len ? len : 1);
+			memcpy(r->st->rowdesc, body, len);
+			r->st->rowdesc_len = len;
+		}
+		if (type == 'T' || type == 'n')
+			finish(c, oc, OUTCOME_OK);
+		if (type != 'E' && type != 'Z')
+			return;
+		r = oc->len ? queue_at(oc, 0) : NULL;
+		if (!r)
+			return;
+	}
 	switch (type) {
 	case 'D':
 		r->data_rows++;
@@ -392,7 +454,7 @@ void outcome_server_message(struct client *c, uint8_t type, const uint8_t *body,
 		while (oc->len > 0) {
 			uint8_t t = queue_at(oc, 0)->type;
 			finish(c, oc, t == 'E' ? OUTCOME_UNKNOWN : OUTCOME_OK);
-			if (t != 'E')
+			if (t != 'E' && t != 'd')
 				break;
 		}
 		if (len >= 1 && body && body[0] == 'I')
@@ -401,6 +463,22 @@ void outcome_server_message(struct client *c, uint8_t type, const uint8_t *body,
 	default:
 		break;
 	}
+}
+
+bool outcome_execute_columns(struct client *c, const uint8_t **rowdesc, uint32_t *len,
+                             const int16_t **formats, uint16_t *n_formats)
+{
+	struct outcome_client *oc = c->outcome;
+	if (!oc || oc->len == 0)
+		return false;
+	struct request *r = queue_at(oc, 0);
+	if (r->type != 'E' || !r->st || !r->st->rowdesc)
+		return false;
+	*rowdesc = r->st->rowdesc;
+	*len = r->st->rowdesc_len;
+	*formats = r->formats;
+	*n_formats = r->n_formats;
+	return true;
 }
 
 void outcome_client_free(struct client *c)

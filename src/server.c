@@ -1107,15 +1107,34 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 		return MASK_PASS;
 	}
 	case 'D': {
-		if (!c->mask_plan) {
-			if (c->mask_described || !masking_db_has_masked(c->pool->db))
+		if (!c->mask_plan && !c->mask_described) {
+			if (!masking_db_has_masked(c->pool->db))
 				return MASK_PASS;
-			/* Rows whose columns were never described cannot be checked. */
-			refuse_result(c,
-			              "masking: rows of a result whose columns were not described "
-			              "(Describe the portal before Execute)");
-			return mask_message(s, c, type, len, avail);
+			/* No RowDescription came with these rows: the statement's Describe said. */
+			const uint8_t *desc;
+			uint32_t desc_len;
+			const int16_t *formats;
+			uint16_t n_formats;
+			if (!outcome_execute_columns(c, &desc, &desc_len, &formats, &n_formats)) {
+				refuse_result(c,
+				              "masking: rows of a result whose columns were never "
+				              "described (Describe the statement or the portal)");
+				return mask_message(s, c, type, len, avail);
+			}
+			bool refuse;
+			const char *err = NULL;
+			c->mask_plan = masking_plan_bound(c, desc, desc_len, formats, n_formats,
+			                                  &refuse, &err);
+			c->mask_described = true;
+			if (refuse) {
+				refuse_result(c, err);
+				return mask_message(s, c, type, len, avail);
+			}
+			if (c->mask_plan && c->outcome)
+				masking_plan_add_columns(c->mask_plan, &c->masked_columns);
 		}
+		if (!c->mask_plan)
+			return MASK_PASS;
 		if (len > (uint32_t)cf->max_masked_row_size) {
 			refuse_result(c, "masking: a row is larger than max_masked_row_size");
 			return mask_message(s, c, type, len, avail);
@@ -1226,11 +1245,14 @@ static bool server_process(struct server *s)
 			if (step == MASK_CLOSED)
 				return false;
 		}
-		if (c->outcome && (type == 'C' || type == 'E' || type == 'Z' || type == 'I' ||
-		                   type == 's' || type == 'D')) {
-			/* A statement's answer: its tag or error is read whole when it is small. */
+		if (c->outcome &&
+		    (type == 'C' || type == 'E' || type == 'Z' || type == 'I' || type == 's' ||
+		     type == 'D' || type == 'T' || type == 'n' || type == 't')) {
+			/* A statement's answer: its tag or error is read whole when it is small; a
+			 * Describe's RowDescription when masking keeps it. */
 			const uint8_t *body = NULL;
-			if ((type == 'C' || type == 'E' || type == 'Z') && len <= 16384) {
+			if (((type == 'C' || type == 'E' || type == 'Z') && len <= 16384) ||
+			    (type == 'T' && masking_active() && len <= MASK_MAX_ROWDESC)) {
 				if (avail < PROTO_HEADER_LEN + len)
 					return true;
 				body =

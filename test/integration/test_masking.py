@@ -86,19 +86,22 @@ def test_scope_by_role(pooler, tmp_path, customers):
             ("***@corp.example", "4111111111111111")
 
 
-def test_asyncpg_prepared_statements_are_masked_or_refused(pooler, tmp_path, customers):
+def test_asyncpg_prepared_statements_are_masked(pooler, tmp_path, customers):
+    # asyncpg describes a statement once and executes it without a RowDescription,
+    # in binary: the statement's description and the Bind's formats give the plan.
     p = masked_pooler(pooler, tmp_path, customers, pool_mode="transaction")
 
     async def run():
         conn = await asyncpg.connect(host=p.host, port=p.port, user="trustuser",
                                      database="testdb", ssl=False)
         try:
-            try:
-                rows = await conn.fetch(f"select email from {customers} where id = $1", 1)
-            except asyncpg.exceptions.InsufficientPrivilegeError as e:
-                assert "masking" in str(e)
-                return
-            assert [r["email"] for r in rows] == ["***@corp.example"]
+            stmt = await conn.prepare(f"select id, email, card from {customers} "
+                                      f"where id <= $1 order by id")
+            for _ in range(3):
+                rows = await stmt.fetch(3)
+                assert [tuple(r) for r in rows] == EXPECTED
+            assert await conn.fetchval(f"select email from {customers} where id = $1", 2) == \
+                "***@shop.example"
         finally:
             await conn.close()
     asyncio.run(run())
