@@ -72,33 +72,38 @@ static size_t digits(const char *s, size_t n, size_t *i)
 	return *i - start;
 }
 
-bool pgtype_is_numeric(const char *s, size_t n)
+/* NaN, Infinity and -Infinity, which numeric and the floats both read. */
+static bool special_number(const char *s, size_t n)
 {
-	if (same(s, n, "NaN") || same(s, n, "Infinity") || same(s, n, "-Infinity"))
-		return true;
+	return same(s, n, "NaN") || same(s, n, "Infinity") || same(s, n, "-Infinity");
+}
+
+/* [-]digits[.digits] from the start: where it ends, or 0 if s does not begin so. */
+static size_t decimal_prefix(const char *s, size_t n)
+{
 	size_t i = n > 0 && s[0] == '-' ? 1 : 0;
 	if (digits(s, n, &i) == 0)
-		return false;
+		return 0;
 	if (i < n && s[i] == '.') {
 		i++;
 		if (digits(s, n, &i) == 0)
-			return false;
+			return 0;
 	}
-	return i == n;
+	return i;
+}
+
+bool pgtype_is_numeric(const char *s, size_t n)
+{
+	return special_number(s, n) || (n > 0 && decimal_prefix(s, n) == n);
 }
 
 bool pgtype_is_float(const char *s, size_t n, bool single)
 {
-	if (same(s, n, "NaN") || same(s, n, "Infinity") || same(s, n, "-Infinity"))
+	if (special_number(s, n))
 		return true;
-	size_t i = n > 0 && s[0] == '-' ? 1 : 0;
-	if (digits(s, n, &i) == 0)
+	size_t i = decimal_prefix(s, n);
+	if (i == 0)
 		return false;
-	if (i < n && s[i] == '.') {
-		i++;
-		if (digits(s, n, &i) == 0)
-			return false;
-	}
 	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
 		i++;
 		if (i < n && (s[i] == '+' || s[i] == '-'))
