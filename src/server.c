@@ -1045,7 +1045,6 @@ enum mask_step {
 	MASK_PASS,    /* forward it as usual */
 	MASK_DROPPED, /* sent masked, or dropped: it is gone from the input */
 	MASK_WAIT,    /* not all of it is here yet */
-	MASK_CLOSED,  /* the connection went */
 };
 
 /* Largest RowDescription read for masking: thousands of columns. */
@@ -1143,23 +1142,24 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 			return MASK_WAIT;
 		const uint8_t *body =
 		    evbuffer_pullup(in, PROTO_HEADER_LEN + len) + PROTO_HEADER_LEN;
-		struct pktbuf pb;
-		pktbuf_init(&pb);
+		/* One buffer for every masked row; the rows go out with the rest of the read. */
+		static struct pktbuf row;
+		pktbuf_reset(&row);
 		const char *err = NULL;
-		bool ok = masking_apply(c->mask_plan, body, len, &pb, &err);
-		if (ok) {
-			evbuffer_drain(in, PROTO_HEADER_LEN + len);
-			c->masked_values += (uint64_t)masking_plan_width(c->mask_plan);
-			if (c->outcome)
-				outcome_server_message(c, 'D', NULL, 0);
-			s->pool->stats.bytes_sent += pb.len;
-			ok = sbuf_send(&c->sb, pb.data, pb.len);
-			pktbuf_free(&pb);
-			return ok || c->state != CL_CLOSED ? MASK_DROPPED : MASK_CLOSED;
+		if (!masking_apply(c->mask_plan, body, len, &row, &err)) {
+			refuse_result(c, err);
+			return mask_message(s, c, type, len, avail);
 		}
-		pktbuf_free(&pb);
-		refuse_result(c, err);
-		return mask_message(s, c, type, len, avail);
+		evbuffer_drain(in, PROTO_HEADER_LEN + len);
+		c->masked_values += (uint64_t)masking_plan_width(c->mask_plan);
+		if (c->outcome)
+			outcome_server_message(c, 'D', NULL, 0);
+		s->pool->stats.bytes_sent += row.len;
+		if (evbuffer_add(c->sb.out, row.data, row.len) != 0)
+			die("out of memory queueing a masked row");
+		if (row.cap > 1024 * 1024)
+			pktbuf_free(&row); /* a huge row's buffer is not kept */
+		return MASK_DROPPED;
 	}
 	case 'H':
 	case 'W':
@@ -1242,8 +1242,6 @@ static bool server_process(struct server *s)
 				return true;
 			if (step == MASK_DROPPED)
 				continue;
-			if (step == MASK_CLOSED)
-				return false;
 		}
 		if (c->outcome &&
 		    (type == 'C' || type == 'E' || type == 'Z' || type == 'I' || type == 's' ||

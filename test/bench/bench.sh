@@ -24,7 +24,12 @@
 #                     (-S -C: a new connection per transaction), token-C
 #                     (-S -C where pgsieve's clients log in with an OIDC
 #                     token, auth_type oidc, against PgBouncer's SCRAM
-#                     logins: logins per second; needs python3-jwt), extended
+#                     logins: logins per second; needs python3-jwt), rows
+#                     (SELECT * of a 100k-row table of emails and card
+#                     numbers: tps x 100000 = rows per second), masked (the
+#                     same over an identical table whose two columns pgsieve
+#                     masks: run it with rows, their ratio is what masking
+#                     costs), extended
 #                     (-S -M extended), prepared (-S -M prepared);
 #                     default "select tpcb select-C extended prepared"
 #   --scale N         pgbench scale (default 10)
@@ -97,7 +102,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
 
 for w in $WORKLOADS; do
-	case "$w" in select | tpcb | select-C | extended | prepared | token-C) ;; *) die "unknown workload $w" ;; esac
+	case "$w" in select | tpcb | select-C | extended | prepared | token-C | rows | masked) ;;
+	*) die "unknown workload $w" ;;
+	esac
 done
 for m in $MODES; do
 	case "$m" in session | transaction | statement) ;; *) die "unknown pool mode $m" ;; esac
@@ -290,6 +297,24 @@ init_bench -i -q -s "$SCALE" "$DB" >"$SCRATCH/pgbench-init.log" 2>&1 || {
 	tail -20 "$SCRATCH/pgbench-init.log" >&2
 	die "pgbench -i failed"
 }
+MASKING=""
+if [[ " $WORKLOADS " == *" rows "* || " $WORKLOADS " == *" masked "* ]]; then
+	say "two tables of 100000 rows for rows/masked"
+	for t in plain_rows masked_rows; do
+		admin -d "$DB" -c "CREATE TABLE $t AS SELECT g AS id, 'user' || g || '@corp.example' AS email,
+			lpad((g * 7919)::text, 16, '4') AS card, md5(g::text) AS note
+			FROM generate_series(1, 100000) g" -c "ALTER TABLE $t OWNER TO $ROLE" >/dev/null ||
+			die "could not create $t"
+	done
+	printf 'SELECT * FROM plain_rows;\n' >"$SCRATCH/rows.sql"
+	printf 'SELECT * FROM masked_rows;\n' >"$SCRATCH/masked.sql"
+	printf '%s\n' 'return { init = function()' \
+		'  sieve.mask_column("public.masked_rows.email", sieve.mask.email)' \
+		'  sieve.mask_column("public.masked_rows.card", sieve.mask.partial{keep_last = 4})' \
+		'end }' >"$SCRATCH/mask.lua"
+	[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$SCRATCH/rows.sql" "$SCRATCH/masked.sql" "$SCRATCH/mask.lua"
+	MASKING=1
+fi
 SECRET=$(admin -d postgres -Atc "SELECT rolpassword FROM pg_authid WHERE rolname = '$ROLE'")
 case "$SECRET" in SCRAM-SHA-256\$*) ;; *) die "role $ROLE has no SCRAM secret" ;; esac
 printf '"%s" "%s"\n' "$ROLE" "$SECRET" >"$SCRATCH/userlist.txt"
@@ -334,11 +359,16 @@ write_ini() {	# write_ini NAME MODE POOL_SIZE
 		oidc_allow_insecure_transport = 1
 		EOF
 	fi
+	local scripts=""
 	if [ "$name" = pgsieve ] && [ -n "$POLICY" ]; then
 		cp "$POLICY" "$SCRATCH/policy.lua"
 		[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$SCRATCH/policy.lua"
-		echo "policy_scripts = $SCRATCH/policy.lua" >>"$ini"
+		scripts=$SCRATCH/policy.lua
 	fi
+	if [ "$name" = pgsieve ] && [ -n "$MASKING" ]; then
+		scripts="${scripts:+$scripts, }$SCRATCH/mask.lua"
+	fi
+	[ -n "$scripts" ] && echo "policy_scripts = $scripts" >>"$ini"
 	[ "$RUN_USER" != "$(id -un)" ] && chown "$RUN_USER" "$ini"
 	echo "$ini"
 }
@@ -370,6 +400,8 @@ workload_args() {	# workload_args WORKLOAD
 	select) echo "-S" ;;
 	tpcb) echo "" ;;
 	select-C | token-C) echo "-S -C" ;;
+	rows) echo "-f $SCRATCH/rows.sql" ;;
+	masked) echo "-f $SCRATCH/masked.sql" ;;
 	extended) echo "-S -M extended" ;;
 	prepared) echo "-S -M prepared" ;;
 	esac
@@ -502,6 +534,7 @@ echo "pgsieve $("$SCRATCH/bin/pgsieve" -V | awk '{print $2}') vs $("$PGBOUNCER_B
 	"PostgreSQL $PG_VERSION, $(nproc) CPUs, pgbench -T $DURATION (warm-up ${WARMUP}s)," \
 	"median of $REPEAT runs per cell, scale $SCALE"
 [ -n "$POLICY" ] && echo "pgsieve runs the policy $(basename "$POLICY") on every statement; PgBouncer has none"
+[ -n "$MASKING" ] && echo "rows/masked: SELECT * of 100000 rows (tps x 100000 = rows/s); pgsieve masks email and card of masked_rows, and has that script loaded for every row of this run"
 [ -n "$TOKEN" ] && echo "token-C: pgsieve's clients log in with one RS256 token (auth_type oidc, verified once, then from its cache); PgBouncer's with SCRAM"
 echo "both poolers: auth_type scram-sha-256 (SCRAM pass-through), default_pool_size $TX_POOL" \
 	"(transaction) / $SESSION_POOL (session), TCP on 127.0.0.1"
