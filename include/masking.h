@@ -38,7 +38,6 @@ bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err) 
 void masking_shutdown(void);
 /* Some rule exists: RowDescriptions are worth reading. */
 bool masking_active(void);
-size_t masking_rule_count(void);
 
 /* The catalog of a database */
 

@@ -52,7 +52,6 @@ struct mask_plan {
 	const struct masker **maskers;
 	struct rule **rules; /* the rule of each masked column */
 	int n_masked;        /* columns with a masker */
-	uint64_t masked;
 };
 
 static struct rule rules[MASKING_MAX_RULES];
@@ -215,11 +214,6 @@ void masking_shutdown(void)
 bool masking_active(void)
 {
 	return n_rules > 0;
-}
-
-size_t masking_rule_count(void)
-{
-	return n_rules;
 }
 
 /* Catalog */
@@ -451,7 +445,6 @@ bool masking_apply(struct mask_plan *p, const uint8_t *body, uint32_t len, struc
 	if (!rowmask_rewrite(&p->desc, p->maskers, body, len, (size_t)cf->max_masked_row_size, out,
 	                     err))
 		return false;
-	p->masked += (uint64_t)p->n_masked;
 	for (int i = 0; i < p->desc.ncols; i++)
 		if (p->rules[i])
 			p->rules[i]->masked++;
