@@ -275,6 +275,7 @@ struct config {
 	/* Result masking (pgsieve's own). */
 	char *mask_hash_key; /* sieve.mask.hash's key unless a script gives one; never logged */
 	int max_masked_row_size;
+	bool mask_strict; /* deny uses of masked columns other than plain output */
 	usec_t policy_catalog_refresh;
 
 	/* The policy pipeline (pgsieve's own). */

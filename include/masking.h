@@ -27,6 +27,7 @@
 
 struct client;
 struct pool_db;
+struct sqlinfo_stmt;
 struct pktbuf;
 struct lua_mask_decl;
 
@@ -38,6 +39,21 @@ bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err) 
 void masking_shutdown(void);
 /* Some rule exists: RowDescriptions are worth reading. */
 bool masking_active(void);
+
+/*
+ * Strict masking (mask_strict, in the statement phase): masking can only
+ * find a value in a result column that RowDescription ties to its table,
+ * so a statement that reads a column masked for c in any other way is
+ * denied: expressions, predicates, orderings, subqueries, CTEs, set
+ * operations, whole rows, RETURNING, COPY, other tables (see
+ * sqlinfo_column.derived); and, once anything is masked for c, functions
+ * that read tables by name and the planner statistics views. Columns are
+ * matched by name, as written: an unqualified table matches a rule of any
+ * schema, an unqualified column among several tables any of them. False
+ * with *why (malloc'd; names the column) when denied.
+ */
+bool masking_strict_allows(const struct client *c, const struct sqlinfo_stmt *st,
+                           char **why) MUST_CHECK;
 
 /* The catalog of a database */
 

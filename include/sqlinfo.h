@@ -101,6 +101,9 @@ struct sqlinfo_table {
  * qualifier is a subquery, function or CTE alias, or the reference is
  * unqualified among several FROM items). Distinct entries only, in the
  * order of the text; read and written, it is listed once, as write.
+ *
+ * A reference to a table alias alone (`SELECT c FROM customers c`,
+ * row_to_json(c)) reads the whole row: it is listed as "*" of that table.
  */
 struct sqlinfo_column {
 	const char *schema;
@@ -108,6 +111,18 @@ struct sqlinfo_column {
 	const char *name;
 	int table_index;
 	enum sqlinfo_access access;
+	/*
+	 * Some read of it is more than a plain output column of the
+	 * statement's result: the value feeds an expression, a predicate, an
+	 * ordering or grouping (ORDER BY 1 and output aliases included), a
+	 * subquery, CTE or set operation, RETURNING, COPY, another table, or
+	 * a whole-row value. A plain output column is a bare reference (or
+	 * star) in the target list of a top-level SELECT without set
+	 * operations, also under DECLARE CURSOR and PREPARE: the only place
+	 * where the server's RowDescription still names the table and column
+	 * each value comes from, so that masking can find it there.
+	 */
+	bool derived;
 };
 
 /*

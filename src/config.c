@@ -143,6 +143,7 @@ static const struct setting settings[] = {
     STR("logfile", FIELD(logfile), "", SF_EMPTY_NULL),
     STR("login_notify_message", FIELD(login_notify_message), "", SF_EMPTY_NULL),
     STR("mask_hash_key", FIELD(mask_hash_key), "", SF_EMPTY_NULL | SF_SECRET),
+    BOOL("mask_strict", FIELD(mask_strict), "1", 0),
     INT("max_client_conn", FIELD(max_client_conn), "100", 0, 0, INT_MAX),
     INT("max_db_client_connections", FIELD(max_db_client_connections), "0", 0, 0, INT_MAX),
     INT("max_db_connections", FIELD(max_db_connections), "0", 0, 0, INT_MAX),

@@ -12,6 +12,7 @@
 #include "pool.h"
 #include "proto.h"
 #include "rowmask.h"
+#include "sqlinfo.h"
 #include "token.h"
 
 #include <openssl/crypto.h>
@@ -363,6 +364,119 @@ static bool applies(const struct rule *r, const struct client *c)
 		if (in_list(r->groups, r->n_groups, c->identity->groups[i]))
 			return true;
 	return false;
+}
+
+/* Strict mode */
+
+/* The first rule for c that masks a column of table t named column ("*": any). */
+static const struct rule *masks(const struct client *c, const struct sqlinfo_table *t,
+                                const char *column)
+{
+	for (size_t i = 0; i < n_rules; i++) {
+		const struct rule *r = &rules[i];
+		if ((!t->schema || glob_match(r->schema, t->schema)) &&
+		    glob_match(r->table, t->name) &&
+		    (strcmp(column, "*") == 0 || glob_match(r->column, column)) && applies(r, c))
+			return r;
+	}
+	return NULL;
+}
+
+/* Functions that run SQL given as text, or read a table or cursor named by
+ * a value: the statement's own text does not show what they read. */
+static const char *const reads_by_name[] = {
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "database_to_xml",
+    "database_to_xml_and_xmlschema",
+    "database_to_xmlschema",
+    "query_to_xml",
+    "query_to_xml_and_xmlschema",
+    "query_to_xmlschema",
+    "schema_to_xml",
+    "schema_to_xml_and_xmlschema",
+    "schema_to_xmlschema",
+    "table_to_xml",
+    "table_to_xml_and_xmlschema",
+    "table_to_xmlschema",
+    "ts_stat",
+    "ts_rewrite",
+    "dblink",
+    "dblink_exec",
+    "dblink_open",
+    "dblink_fetch",
+    "dblink_send_query",
+};
+
+/* Statistics that hold sample values of every column the role may read. */
+static const char *const statistics_views[] = {
+    "pg_stats", "pg_stats_ext", "pg_stats_ext_exprs", "pg_statistic", "pg_statistic_ext_data",
+};
+
+static bool named_in(const char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], name) == 0)
+			return true;
+	return false;
+}
+
+static bool anything_masked_for(const struct client *c)
+{
+	for (size_t i = 0; i < n_rules; i++)
+		if (applies(&rules[i], c))
+			return true;
+	return false;
+}
+
+bool masking_strict_allows(const struct client *c, const struct sqlinfo_stmt *st, char **why)
+{
+	if (!cf->mask_strict || !anything_masked_for(c))
+		return true;
+	for (size_t i = 0; i < st->n_columns; i++) {
+		const struct sqlinfo_column *col = &st->columns[i];
+		if (!col->derived)
+			continue;
+		/* Known table; or every table it may be (an alias of a subquery or
+		 * CTE matches none: what they read was checked where they read it). */
+		for (size_t k = 0; k < st->n_tables; k++) {
+			const struct sqlinfo_table *t = &st->tables[k];
+			if (col->table_index >= 0 ? (size_t)col->table_index != k
+			                          : col->table && strcmp(col->table, t->name) != 0)
+				continue;
+			const struct rule *r = masks(c, t, col->name);
+			if (!r)
+				continue;
+			bool star = strcmp(col->name, "*") == 0;
+			*why =
+			    xasprintf("%s%s%s.%s is masked%s: it may only be selected as a plain "
+			              "output column, not used in expressions, conditions, "
+			              "orderings, subqueries, whole rows, RETURNING, COPY or other "
+			              "statements (mask_strict)",
+			              t->schema ? t->schema : "", t->schema ? "." : "", t->name,
+			              star ? r->column : col->name,
+			              star ? (col->table ? " and this reads its whole row"
+			                                 : " and this reads every column")
+			                   : "");
+			return false;
+		}
+	}
+	for (size_t i = 0; i < st->n_functions; i++) {
+		if (named_in(reads_by_name, ARRAY_SIZE(reads_by_name), st->functions[i].name)) {
+			*why = xasprintf("function %s reads tables by name, which masking cannot "
+			                 "follow (mask_strict)",
+			                 st->functions[i].qualified);
+			return false;
+		}
+	}
+	for (size_t i = 0; i < st->n_tables; i++) {
+		if (named_in(statistics_views, ARRAY_SIZE(statistics_views), st->tables[i].name)) {
+			*why = xasprintf("%s holds sample values of masked columns (mask_strict)",
+			                 st->tables[i].name);
+			return false;
+		}
+	}
+	return true;
 }
 
 static struct rule *rule_for(const struct mask_catalog *cat, uint32_t relid, int16_t attnum,

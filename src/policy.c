@@ -294,11 +294,13 @@ static void push_stmt(lua_State *L, const struct sqlinfo_stmt *st, bool extended
 	lua_createtable(L, (int)st->n_columns, 0);
 	for (size_t i = 0; i < st->n_columns; i++) {
 		const struct sqlinfo_column *col = &st->columns[i];
-		lua_createtable(L, 0, 4);
+		lua_createtable(L, 0, 5);
 		set_str(L, "schema", col->schema);
 		set_str(L, "table", col->table);
 		set_str(L, "name", col->name);
 		set_str(L, "access", sqlinfo_access_name(col->access));
+		lua_pushboolean(L, col->derived);
+		lua_setfield(L, -2, "derived");
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
 	lua_setfield(L, -2, "columns");
@@ -616,6 +618,13 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 			}
 			break;
 		}
+	}
+	char *why = NULL;
+	if (!denied && masking_active() && !masking_strict_allows(c, st, &why)) {
+		cl_log(LOG_LVL_LOG, c, "policy: masking denies: %s", why);
+		deny(out, "42501", "statement denied: %s", why);
+		free(why);
+		denied = true;
 	}
 	sqlinfo_free(reanalysed);
 	return !denied;

@@ -505,6 +505,7 @@ struct raw_column {
 	int table; /* raw table index or -1 */
 	enum sqlinfo_access access;
 	bool unqualified;
+	bool derived;
 };
 
 struct raw_function {
@@ -550,6 +551,9 @@ struct walk {
 	int range_items; /* FROM items and DML targets, every level */
 	int last_range_table;
 	bool force_read; /* under a plain EXPLAIN nothing runs */
+	/* The SELECT whose bare target columns reach the client as they are. */
+	const struct jv *top_select;
+	bool plain; /* the column reference being walked is such a target */
 	bool opaque, unfiltered_write, row_locks, copy_program, copy_file;
 	/* The walk read a value that may come from a literal (see the cache). */
 	bool literal_sensitive;
@@ -652,6 +656,7 @@ static void add_column(struct walk *w, const char *schema, const char *table, co
 	c->table = table_index;
 	c->access = w->force_read ? SQLINFO_READ : access;
 	c->unqualified = !table && table_index < 0;
+	c->derived = access == SQLINFO_READ && !w->plain;
 }
 
 /* A RangeVar's name and alias. */
@@ -722,6 +727,14 @@ static void walk_column_ref(struct walk *w, const struct jv *n)
 	const char *schema = count >= 3 ? part[count - 3] : NULL;
 	int idx = table ? resolve_qualifier(w, schema, table) : -1;
 	add_column(w, schema, table, name, idx, SQLINFO_READ, jloc(n));
+	/* A lone name may be a FROM item's: its whole row, never a plain column. */
+	int row = count == 1 && strcmp(name, "*") != 0 ? resolve_qualifier(w, NULL, name) : -1;
+	if (row >= 0) {
+		bool plain = w->plain;
+		w->plain = false;
+		add_column(w, NULL, name, "*", row, SQLINFO_READ, jloc(n));
+		w->plain = plain;
+	}
 }
 
 static void walk_func_call(struct walk *w, const struct jv *n)
@@ -865,6 +878,68 @@ static void leave(struct walk *w, struct level *l)
 	w->level = l->up;
 }
 
+/*
+ * Marks, in *sorted (one flag per target, 1-based), the targets that
+ * ORDER BY, GROUP BY or DISTINCT ON of list refer to by position or by
+ * output alias: PostgreSQL orders or groups by the target itself then,
+ * with no column reference of its own in the clause. A position marks
+ * every target: reading its value would make the analysis depend on a
+ * literal (ORDER BY 1 and ORDER BY 2 share a normalized key).
+ */
+static void mark_sorted_targets(const struct jv *list, const struct jv *targets, bool *sorted,
+                                int n_targets)
+{
+	const char *type;
+	const struct jv *e;
+	for (const struct jv *i = jitems(list); i; i = i->next) {
+		if (!jnode(i, &type, &e))
+			continue;
+		if (strcmp(type, "SortBy") == 0 && !jnode(jget(e, "node"), &type, &e))
+			continue;
+		if (strcmp(type, "A_Const") == 0) {
+			memset(sorted, 1, (size_t)n_targets + 1);
+			continue;
+		}
+		const struct jv *fields = jitems(jget(e, "fields"));
+		const char *name = strcmp(type, "ColumnRef") == 0 && fields && !fields->next
+		                       ? jsval(fields)
+		                       : NULL;
+		int k = 1;
+		const struct jv *rt;
+		for (const struct jv *t = jitems(targets); name && t; t = t->next, k++)
+			if (jnode(t, &type, &rt) && jstr(rt, "name") &&
+			    strcmp(jstr(rt, "name"), name) == 0)
+				sorted[k] = true;
+	}
+}
+
+/* The top-level SELECT's targets: bare column references are plain output
+ * columns, unless the statement sorts or groups by them. */
+static void walk_top_targets(struct walk *w, const struct jv *n)
+{
+	const struct jv *targets = jget(n, "targetList");
+	int n_targets = 0;
+	for (const struct jv *t = jitems(targets); t; t = t->next)
+		n_targets++;
+	bool *sorted = arena_zalloc(w->scratch, (size_t)n_targets + 1);
+	mark_sorted_targets(jget(n, "sortClause"), targets, sorted, n_targets);
+	mark_sorted_targets(jget(n, "groupClause"), targets, sorted, n_targets);
+	mark_sorted_targets(jget(n, "distinctClause"), targets, sorted, n_targets);
+	int k = 1;
+	const char *type;
+	const struct jv *rt, *val;
+	for (const struct jv *t = jitems(targets); t && !w->err; t = t->next, k++) {
+		if (!sorted[k] && jnode(t, &type, &rt) && strcmp(type, "ResTarget") == 0 &&
+		    jnode(jget(rt, "val"), &type, &val) && strcmp(type, "ColumnRef") == 0) {
+			w->plain = true;
+			walk_column_ref(w, val);
+			w->plain = false;
+			continue;
+		}
+		walk_value(w, t, SQLINFO_READ);
+	}
+}
+
 static void walk_select(struct walk *w, const struct jv *n)
 {
 	struct level l;
@@ -877,9 +952,14 @@ static void walk_select(struct walk *w, const struct jv *n)
 	/* FOR UPDATE OF x names aliases, not tables: not walked. */
 	if (jget(n, "lockingClause") && !w->force_read)
 		w->row_locks = true;
+	bool top = n == w->top_select && !jget(n, "larg");
+	if (top)
+		walk_top_targets(w, n);
 	static const char *const skip[] = {"withClause", "fromClause", "intoClause",
 	                                   "lockingClause", NULL};
-	walk_fields_except(w, n, skip);
+	static const char *const skip_top[] = {"withClause",    "fromClause", "intoClause",
+	                                       "lockingClause", "targetList", NULL};
+	walk_fields_except(w, n, top ? skip_top : skip);
 	leave(w, &l);
 }
 
@@ -1377,6 +1457,16 @@ static void walk_copy(struct walk *w, const struct jv *n)
 	leave(w, &l);
 }
 
+/* EXECUTE and FETCH answer with the RowDescription of the statement
+ * PREPARE and DECLARE name: their SELECT is a top-level one. */
+static void top_select_of(struct walk *w, const struct jv *query)
+{
+	const char *type;
+	const struct jv *n;
+	if (jnode(query, &type, &n) && strcmp(type, "SelectStmt") == 0 && !jget(n, "intoClause"))
+		w->top_select = n;
+}
+
 static void set_opaque(struct walk *w)
 {
 	if (!w->force_read)
@@ -1395,6 +1485,8 @@ static void classify(struct walk *w, struct arena *out, const char *type, const 
 		bool into = jget(n, "intoClause") != NULL;
 		c->kind = into ? SQLINFO_DDL : SQLINFO_SELECT;
 		c->command = into ? "SELECT INTO" : "SELECT";
+		if (!into)
+			w->top_select = n;
 		walk_select(w, n);
 		return;
 	}
@@ -1484,12 +1576,14 @@ static void classify(struct walk *w, struct arena *out, const char *type, const 
 		/* Not run now, but EXECUTE is opaque: this is where a policy
 		 * can see what a prepared statement will do. */
 		c->command = "PREPARE";
+		top_select_of(w, jget(n, "query"));
 		walk_value(w, jget(n, "query"), SQLINFO_READ);
 		return;
 	}
 	if (strcmp(type, "DeclareCursorStmt") == 0) {
 		c->kind = SQLINFO_SELECT;
 		c->command = "DECLARE CURSOR";
+		top_select_of(w, jget(n, "query"));
 		walk_value(w, jget(n, "query"), SQLINFO_READ);
 		return;
 	}
@@ -1755,6 +1849,8 @@ static void build_columns(struct walk *w, struct arena *out, struct sqlinfo_stmt
 		}
 		if (raw[i].access == SQLINFO_WRITE)
 			o->access = SQLINFO_WRITE;
+		if (raw[i].derived)
+			o->derived = true;
 	}
 	st->columns = c;
 	st->n_columns = n;

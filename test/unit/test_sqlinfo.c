@@ -536,6 +536,85 @@ static void fmt_columns(const struct sqlinfo_stmt *st, char *buf, size_t size)
 	}
 }
 
+/*
+ * Which reads are plain output columns (strict masking): the names of the
+ * derived ones, as "[table.]name" joined by ';', in the order of the text.
+ */
+static const struct {
+	const char *sql;
+	const char *derived;
+} derived_cases[] = {
+    /* plain output columns, also aliased, starred, under DECLARE and PREPARE */
+    {"SELECT email FROM customers", ""},
+    {"SELECT email AS e, c.name FROM customers c WHERE id = 1", "id"},
+    {"SELECT * FROM customers", ""},
+    {"SELECT c.* FROM customers c LIMIT 5", ""},
+    {"DECLARE k CURSOR FOR SELECT email FROM customers", ""},
+    {"PREPARE p AS SELECT email FROM customers WHERE id = $1", "id"},
+    {"SELECT DISTINCT email FROM customers", ""},
+    /* expressions, casts, functions, aggregates, windows */
+    {"SELECT upper(email) FROM customers", "email"},
+    {"SELECT email || '' FROM customers", "email"},
+    {"SELECT email::text FROM customers", "email"},
+    {"SELECT string_agg(email, ',') FROM customers", "email"},
+    {"SELECT id, row_number() OVER (ORDER BY email) FROM customers", "email"},
+    /* predicates and orderings, by name, position and output alias */
+    {"SELECT id FROM customers WHERE email LIKE 'a%'", "email"},
+    {"SELECT email FROM customers ORDER BY email", "email"},
+    {"SELECT email AS e FROM customers ORDER BY e", "email;e"},
+    {"SELECT id, email FROM customers ORDER BY 1", "id;email"},
+    {"SELECT email, count(*) FROM customers GROUP BY 1", "email"},
+    {"SELECT DISTINCT ON (email) id FROM customers", "email"},
+    {"SELECT c.id FROM customers c JOIN orders o ON o.email = c.email", "o.email;c.email"},
+    /* whole rows */
+    {"SELECT c FROM customers c", "c.*"},
+    {"SELECT row_to_json(c) FROM customers c", "c;c.*"},
+    {"SELECT (c).email FROM customers c", "c;c.*"},
+    /* propagation: subqueries, CTEs, set operations, other statements */
+    {"SELECT x FROM (SELECT email AS x FROM customers) s", "email"},
+    {"WITH w AS (SELECT email FROM customers) SELECT email FROM w", "email"},
+    {"SELECT (SELECT email FROM customers LIMIT 1)", "email"},
+    {"SELECT email FROM customers UNION SELECT 'x'", "email"},
+    {"SELECT * FROM customers UNION ALL SELECT * FROM customers", "*"},
+    {"DELETE FROM customers RETURNING email", "email"},
+    {"UPDATE customers SET email = lower(email) WHERE id = 1", "email;id"},
+    {"INSERT INTO other SELECT email FROM customers", "email"},
+    {"CREATE VIEW v AS SELECT email FROM customers", "email"},
+    {"SELECT email INTO t2 FROM customers", "email"},
+    {"COPY customers TO STDOUT", "*"},
+    {"COPY (SELECT email FROM customers) TO STDOUT", "email"},
+    {"EXPLAIN ANALYZE SELECT id FROM customers WHERE email = 'x'", "email"},
+    /* writes are not reads */
+    {"INSERT INTO customers (email) VALUES ('a@b')", ""},
+    {"COPY customers FROM STDIN", ""},
+};
+
+static void test_derived(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(derived_cases); i++) {
+		struct sqlinfo *info =
+		    sqlinfo_analyse(derived_cases[i].sql, strlen(derived_cases[i].sql));
+		char got[512] = "";
+		CHECK(info->error == SQLINFO_OK && info->n_stmts == 1);
+		for (size_t k = 0; info->n_stmts && k < info->stmts[0].n_columns; k++) {
+			const struct sqlinfo_column *c = &info->stmts[0].columns[k];
+			if (!c->derived)
+				continue;
+			if (got[0])
+				append(got, sizeof(got), ";");
+			if (c->table) {
+				append(got, sizeof(got), c->table);
+				append(got, sizeof(got), ".");
+			}
+			append(got, sizeof(got), c->name);
+		}
+		CHECK_STR(got, derived_cases[i].derived);
+		if (strcmp(got, derived_cases[i].derived) != 0)
+			fprintf(stderr, "  ^ %s\n", derived_cases[i].sql);
+		sqlinfo_free(info);
+	}
+}
+
 static void fmt_flags(const struct sqlinfo_stmt *st, char *buf)
 {
 	char *p = buf;
@@ -1774,6 +1853,7 @@ int main(void)
 	test_empty();
 	test_fingerprints();
 	test_references();
+	test_derived();
 	test_session_safe();
 	test_limits();
 	test_cache();
