@@ -102,7 +102,15 @@ struct lua_mask_decl {
 	size_t n_groups;
 };
 struct lua_mask_decl *lua_vm_mask_declarations(struct lua_vm *vm, size_t *count);
+/*
+ * Reads the sieve.mask masker at index into d's kind and arguments (the
+ * caller frees them as a declaration's); false, with nothing read, when
+ * the value is not one.
+ */
+bool lua_vm_read_masker(struct lua_State *L, int index, struct lua_mask_decl *d);
 void lua_vm_mask_declarations_free(struct lua_mask_decl *decls, size_t count);
+/* Frees what one declaration holds (the key wiped) and zeroes it. */
+void lua_vm_mask_decl_clear(struct lua_mask_decl *d);
 
 /* Memory the state holds now, for SHOW POLICIES. */
 size_t lua_vm_memory(const struct lua_vm *vm);

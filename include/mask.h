@@ -59,6 +59,12 @@
  *   type to be text-like (citext) may pass PGTYPE_TEXT for it. Domains
  *   arrive as their base type.
  *
+ * function (a policy's own, a Lua function in the columns phase) gets the
+ * value's text and gives a text, sent as fixed sends its value (checked
+ * and spelled for the type, NULL when it is not one of it); in binary it
+ * masks only the text-like types and json(b), whose binary form is their
+ * text.
+ *
  * Binary format: NULL works for every type. The text-like types, json
  * (same bytes as text), jsonb (a version byte, then text), int2/4/8
  * (network order), uuid (16 bytes) and bytea (raw) are encoded; a masker
@@ -89,6 +95,7 @@ enum mask_kind {
 	MASK_PARTIAL,
 	MASK_HASH,
 	MASK_FIXED,
+	MASK_FUNCTION,
 };
 
 /* What a text value is replaced with. */
@@ -102,6 +109,15 @@ enum mask_kind {
  */
 #define MASK_HASH_MIN_KEY 16
 
+/*
+ * MASK_FUNCTION's callback: the value's text (in_len bytes, not
+ * NUL-terminated) in; MASK_VALUE with *out (out_len bytes, valid until
+ * the next call) or MASK_SQL_NULL; MASK_CANNOT when it failed, and the
+ * result must not be sent.
+ */
+typedef enum mask_result (*mask_fn)(void *ctx, const uint8_t *in, size_t in_len, const char **out,
+                                    size_t *out_len);
+
 /* A masker as a policy asks for it: the arguments of sieve.mask.*. */
 struct mask_spec {
 	enum mask_kind kind;
@@ -110,6 +126,8 @@ struct mask_spec {
 	size_t key_len;
 	const char *fixed; /* fixed: the value's text, copied */
 	size_t fixed_len;
+	mask_fn fn; /* function: called per value with ctx */
+	void *ctx;
 };
 
 struct masker;

@@ -30,12 +30,21 @@ struct pool_db;
 struct sqlinfo_stmt;
 struct pktbuf;
 struct lua_mask_decl;
+struct masker;
 
 /* Most rules a script set may declare. */
 #define MASKING_MAX_RULES 64
 
-/* With a new script set: its declarations become the rules, or nothing changes. */
-bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err) MUST_CHECK;
+/*
+ * With a new script set: its declarations become the rules, or nothing
+ * changes. every_column: some script has a columns phase, which is told
+ * every output column's table and column names, so catalogs name every
+ * column of user tables (up to 200000 of them).
+ */
+bool masking_configure(const struct lua_mask_decl *decls, size_t n, bool every_column,
+                       char **err) MUST_CHECK;
+/* A masker as a declaration describes it, or NULL and *err (malloc'd). */
+struct masker *masking_masker_new(const struct lua_mask_decl *d, char **err) MUST_CHECK;
 void masking_shutdown(void);
 /* Some rule exists: RowDescriptions are worth reading. */
 bool masking_active(void);

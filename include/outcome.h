@@ -119,6 +119,9 @@ void outcome_server_message(struct client *client, uint8_t type, const uint8_t *
 bool outcome_execute_columns(struct client *client, const uint8_t **rowdesc, uint32_t *len,
                              const int16_t **formats, uint16_t *n_formats);
 
+/* The statement whose answer the server sends now, or NULL. */
+const struct checked_stmt *outcome_answering(struct client *client);
+
 /* The client is gone or its server died: what was in flight ends as unknown. */
 void outcome_client_free(struct client *client);
 

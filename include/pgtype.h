@@ -44,6 +44,9 @@ enum pgtype_oid {
 	PGTYPE_JSONB = 3802,
 };
 
+/* The SQL name of one of the types above ("int4", "text"...), or NULL. */
+const char *pgtype_name(uint32_t oid);
+
 /* Format codes of RowDescription, Bind and CopyResponse. */
 #define PGTYPE_FORMAT_TEXT   0
 #define PGTYPE_FORMAT_BINARY 1

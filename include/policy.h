@@ -10,8 +10,8 @@
  * default) or is ignored (allow). policy_mode = observe logs what would
  * have happened and lets everything through.
  *
- * Phases here: connect, statement, bind, complete, disconnect; columns
- * and row come with masking, approve verdicts with approvals.
+ * Phases here: connect, statement, bind, complete, disconnect, columns
+ * (with masking); approve verdicts come with approvals.
  */
 #ifndef PGSIEVE_POLICY_H
 #define PGSIEVE_POLICY_H
@@ -24,6 +24,7 @@
 
 struct client;
 struct checked_stmt;
+struct masker;
 struct outcome;
 
 enum policy_decision {
@@ -103,6 +104,32 @@ int policy_script_count(void);
 const char *policy_script_name(int script);
 const struct policy_script_stats *policy_script_stats(int script);
 size_t policy_memory(void);
+
+/* An output column of a result, for the columns phase. */
+struct policy_column {
+	const char *name;                    /* as RowDescription names it */
+	const char *schema, *table, *column; /* its table column, or NULL (an expression) */
+	uint32_t type_oid;
+};
+
+/* The maskers a columns phase chose for one result's columns; shared, reference-counted. */
+struct column_masks;
+
+/*
+ * The columns phase for a result of client c whose statement is sql (NULL
+ * when unknown): each script with columns(cols, stmt, session) may return
+ * {[i or column name] = masker or function}; the first script to name a
+ * column wins. Plans are cached per (role, database, identity, statement,
+ * columns), so a result costs no call into Lua unless a masker is a Lua
+ * function (called per value). NULL and *err when the result must not be
+ * sent: a script error or a plan that is not one (masking fails closed,
+ * whatever policy_on_error says).
+ */
+struct column_masks *policy_columns(const struct client *c, const struct policy_column *cols, int n,
+                                    const char *sql, const char **err);
+/* Column i's masker, or NULL. */
+const struct masker *column_masks_get(const struct column_masks *masks, int i);
+void column_masks_unref(struct column_masks *masks);
 
 /* The client is gone: its session table goes too. */
 void policy_client_gone(struct client *client);

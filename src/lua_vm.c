@@ -642,6 +642,23 @@ static char **field_names(lua_State *L, int t, const char *field, size_t *n)
 	return names;
 }
 
+bool lua_vm_read_masker(struct lua_State *L, int index, struct lua_mask_decl *d)
+{
+	if (!lua_istable(L, index))
+		return false;
+	d->kind = field_string(L, index, MASKER_KEY, NULL);
+	if (!d->kind)
+		return false;
+	d->key = field_string(L, index, "key", &d->key_len);
+	d->value = field_string(L, index, "value", &d->value_len);
+	lua_getfield(L, index, "keep_first");
+	d->keep_first = (unsigned)lua_tointeger(L, -1);
+	lua_getfield(L, index, "keep_last");
+	d->keep_last = (unsigned)lua_tointeger(L, -1);
+	lua_pop(L, 2);
+	return true;
+}
+
 struct lua_mask_decl *lua_vm_mask_declarations(struct lua_vm *vm, size_t *count)
 {
 	lua_State *L = vm->L;
@@ -656,14 +673,7 @@ struct lua_mask_decl *lua_vm_mask_declarations(struct lua_vm *vm, size_t *count)
 		d[i].roles = field_names(L, t, "roles", &d[i].n_roles);
 		d[i].groups = field_names(L, t, "groups", &d[i].n_groups);
 		lua_getfield(L, t, "masker");
-		int m = lua_gettop(L);
-		d[i].kind = field_string(L, m, MASKER_KEY, NULL);
-		d[i].key = field_string(L, m, "key", &d[i].key_len);
-		d[i].value = field_string(L, m, "value", &d[i].value_len);
-		lua_getfield(L, m, "keep_first");
-		d[i].keep_first = (unsigned)lua_tointeger(L, -1);
-		lua_getfield(L, m, "keep_last");
-		d[i].keep_last = (unsigned)lua_tointeger(L, -1);
+		lua_vm_read_masker(L, lua_gettop(L), &d[i]);
 		lua_settop(L, t - 1);
 	}
 	lua_pop(L, 1);
@@ -671,23 +681,28 @@ struct lua_mask_decl *lua_vm_mask_declarations(struct lua_vm *vm, size_t *count)
 	return d;
 }
 
+void lua_vm_mask_decl_clear(struct lua_mask_decl *d)
+{
+	free(d->script);
+	free(d->pattern);
+	free(d->kind);
+	if (d->key) {
+		OPENSSL_cleanse(d->key, d->key_len);
+		free(d->key);
+	}
+	free(d->value);
+	for (size_t j = 0; j < d->n_roles; j++)
+		free(d->roles[j]);
+	free(d->roles);
+	for (size_t j = 0; j < d->n_groups; j++)
+		free(d->groups[j]);
+	free(d->groups);
+	memset(d, 0, sizeof(*d));
+}
+
 void lua_vm_mask_declarations_free(struct lua_mask_decl *d, size_t count)
 {
-	for (size_t i = 0; i < count; i++) {
-		free(d[i].script);
-		free(d[i].pattern);
-		free(d[i].kind);
-		if (d[i].key) {
-			OPENSSL_cleanse(d[i].key, d[i].key_len);
-			free(d[i].key);
-		}
-		free(d[i].value);
-		for (size_t j = 0; j < d[i].n_roles; j++)
-			free(d[i].roles[j]);
-		free(d[i].roles);
-		for (size_t j = 0; j < d[i].n_groups; j++)
-			free(d[i].groups[j]);
-		free(d[i].groups);
-	}
+	for (size_t i = 0; i < count; i++)
+		lua_vm_mask_decl_clear(&d[i]);
 	free(d);
 }

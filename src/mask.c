@@ -110,6 +110,8 @@ struct masker {
 	uint32_t keep_first, keep_last;
 	EVP_MAC_CTX *mac; /* hash: keyed, re-initialised per value */
 	struct fixed_form fixed[F_COUNT];
+	mask_fn fn;
+	void *ctx;
 };
 
 /* What a masker does for a family, whatever the value. */
@@ -120,6 +122,7 @@ enum action {
 	ACT_PARTIAL,
 	ACT_HASH,
 	ACT_FIXED,
+	ACT_FUNCTION,
 };
 
 static enum action redact_action(enum family f)
@@ -143,6 +146,8 @@ static enum action action_for(const struct masker *m, enum family f)
 		return has_binary(f) || f == F_NUMERIC ? ACT_HASH : ACT_NULL;
 	case MASK_FIXED:
 		return m->fixed[f].valid ? ACT_FIXED : ACT_NULL;
+	case MASK_FUNCTION:
+		return ACT_FUNCTION;
 	}
 	return ACT_NULL;
 }
@@ -542,6 +547,43 @@ static void partial(const struct masker *m, const uint8_t *in, size_t n, struct 
 	pktbuf_put_bytes(out, in + tail, n - tail);
 }
 
+/* ---- function ---- */
+
+/* Binary forms that are the value's text (jsonb's after its version byte). */
+static bool binary_is_text(enum family f)
+{
+	return f == F_STRING || f == F_JSON || f == F_JSONB;
+}
+
+static enum mask_result call_function(const struct masker *m, enum family f, bool binary,
+                                      const uint8_t *in, size_t n, struct pktbuf *out)
+{
+	if (binary && f == F_JSONB) {
+		if (n == 0 || in[0] != PGTYPE_JSONB_VERSION)
+			return MASK_MALFORMED;
+		in++;
+		n--;
+	}
+	const char *text;
+	size_t len;
+	enum mask_result r = m->fn(m->ctx, in, n, &text, &len);
+	if (r != MASK_VALUE)
+		return r == MASK_SQL_NULL ? MASK_SQL_NULL : MASK_CANNOT;
+	if (memchr(text, '\0', len) || len > INT32_MAX)
+		return MASK_SQL_NULL;
+	/* Checked and spelled for the type as a fixed value is, once per value. */
+	static struct fixed_form form;
+	pktbuf_reset(&form.text);
+	pktbuf_reset(&form.binary);
+	form.valid = false;
+	spell_fixed(&form, f, text, len);
+	if (!form.valid)
+		return MASK_SQL_NULL;
+	const struct pktbuf *v = binary ? &form.binary : &form.text;
+	pktbuf_put_bytes(out, v->data, v->len);
+	return MASK_VALUE;
+}
+
 /* ---- the API ---- */
 
 struct masker *mask_new(const struct mask_spec *spec, const char **err)
@@ -568,6 +610,12 @@ struct masker *mask_new(const struct mask_spec *spec, const char **err)
 			return NULL;
 		}
 		break;
+	case MASK_FUNCTION:
+		if (!spec->fn) {
+			*err = "a function masker needs a function";
+			return NULL;
+		}
+		break;
 	default:
 		*err = "unknown masker";
 		return NULL;
@@ -577,6 +625,8 @@ struct masker *mask_new(const struct mask_spec *spec, const char **err)
 	m->kind = spec->kind;
 	m->keep_first = spec->keep_first;
 	m->keep_last = spec->keep_last;
+	m->fn = spec->fn;
+	m->ctx = spec->ctx;
 	if (spec->kind == MASK_HASH) {
 		m->mac = mac_new(spec->key, spec->key_len);
 		if (!m->mac) {
@@ -611,7 +661,8 @@ bool mask_supports(const struct masker *m, uint32_t type_oid, int16_t format)
 	if (format != PGTYPE_FORMAT_BINARY)
 		return false;
 	enum family f = family_of(type_oid);
-	return action_for(m, f) == ACT_NULL || has_binary(f);
+	enum action a = action_for(m, f);
+	return a == ACT_NULL || (a == ACT_FUNCTION ? binary_is_text(f) : has_binary(f));
 }
 
 enum mask_result mask_apply(const struct masker *m, uint32_t type_oid, int16_t format,
@@ -652,6 +703,8 @@ enum mask_result mask_apply(const struct masker *m, uint32_t type_oid, int16_t f
 		return MASK_VALUE;
 	case ACT_HASH:
 		return hash(m, f, binary, in, n, out);
+	case ACT_FUNCTION:
+		return call_function(m, f, binary, in, n, out);
 	}
 	return MASK_CANNOT;
 }

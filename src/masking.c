@@ -8,7 +8,9 @@
 #include "log.h"
 #include "lua_vm.h"
 #include "mask.h"
+#include "outcome.h"
 #include "pktbuf.h"
+#include "policy.h"
 #include "pool.h"
 #include "proto.h"
 #include "rowmask.h"
@@ -30,19 +32,25 @@ struct rule {
 	size_t n_groups;
 };
 
-/* A table column some rule names: which rules (bits, in declaration order). */
+/*
+ * A table column some rule names, which rules (bits, in declaration
+ * order); or, for a columns phase, any column of a user table, with its
+ * names ("schema\0table\0column").
+ */
 struct column_rules {
 	uint32_t relid;
 	int16_t attnum;
 	uint64_t rules;
+	char *names;
 };
 
 struct mask_catalog {
 	bool loaded;
 	usec_t loaded_at;
-	uint64_t generation; /* the rules' and DDL's it was read under */
-	struct column_rules *cols;
+	uint64_t generation;       /* the rules' and DDL's it was read under */
+	struct column_rules *cols; /* sorted by (relid, attnum) */
 	size_t n, cap;
+	size_t n_masked; /* columns some rule names */
 	/* while a read is under way */
 	struct column_rules *next;
 	size_t next_n, next_cap;
@@ -51,12 +59,17 @@ struct mask_catalog {
 struct mask_plan {
 	struct rowdesc desc;
 	const struct masker **maskers;
-	struct rule **rules; /* the rule of each masked column */
-	int n_masked;        /* columns with a masker */
+	struct rule **rules;         /* the rule of each masked column */
+	int n_masked;                /* columns with a masker */
+	struct column_masks *script; /* the columns phase's maskers, or NULL */
 };
+
+/* Most columns a catalog names for a columns phase; rule columns are always kept. */
+#define MASKING_MAX_NAMED_COLUMNS 200000
 
 static struct rule rules[MASKING_MAX_RULES];
 static size_t n_rules;
+static bool named_columns; /* a columns phase wants every column's names */
 static char *catalog_sql;
 static uint64_t generation = 1;
 
@@ -85,7 +98,7 @@ static char **copy_names(char *const *names, size_t n)
 	return out;
 }
 
-static bool make_masker(const struct lua_mask_decl *d, struct masker **out, char **err)
+struct masker *masking_masker_new(const struct lua_mask_decl *d, char **err)
 {
 	static const struct {
 		const char *name;
@@ -98,7 +111,7 @@ static bool make_masker(const struct lua_mask_decl *d, struct masker **out, char
 		i++;
 	if (i == ARRAY_SIZE(kinds)) {
 		*err = xasprintf("%s: %s: unknown masker %s", d->script, d->pattern, d->kind);
-		return false;
+		return NULL;
 	}
 	spec.kind = kinds[i].kind;
 	spec.keep_first = d->keep_first;
@@ -112,13 +125,11 @@ static bool make_masker(const struct lua_mask_decl *d, struct masker **out, char
 	spec.fixed = d->value;
 	spec.fixed_len = d->value_len;
 	const char *why = NULL;
-	*out = mask_new(&spec, &why);
-	if (!*out) {
+	struct masker *m = mask_new(&spec, &why);
+	if (!m)
 		*err = xasprintf("%s: %s: %s%s", d->script, d->pattern, why,
 		                 spec.kind == MASK_HASH && !d->key ? " (set mask_hash_key)" : "");
-		return false;
-	}
-	return true;
+	return m;
 }
 
 /* pattern as a LIKE pattern, escaped with '!' (names hold no quote: checked at declaration). */
@@ -142,33 +153,40 @@ static void append_like(char **sql, const char *pattern)
 	*sql = joined;
 }
 
-static char *build_catalog_sql(const struct rule *r, size_t n)
+static char *build_catalog_sql(const struct rule *r, size_t n, bool every_column)
 {
-	char *sql = xstrdup("SELECT c.oid, a.attnum, n.nspname, c.relname, a.attname "
-	                    "FROM pg_catalog.pg_attribute a "
-	                    "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-	                    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	                    "WHERE a.attnum > 0 AND NOT a.attisdropped AND (");
+	char *sql = xasprintf("SELECT c.oid, a.attnum, n.nspname, c.relname, a.attname "
+	                      "FROM pg_catalog.pg_attribute a "
+	                      "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+	                      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	                      "WHERE a.attnum > 0 AND NOT a.attisdropped AND (%s%s",
+	                      every_column ? "(c.relkind IN ('r', 'v', 'm', 'f', 'p') AND "
+	                                     "n.nspname NOT IN ('pg_catalog', "
+	                                     "'information_schema') AND n.nspname NOT LIKE "
+	                                     "'pg!_toast%' ESCAPE '!')"
+	                                   : "",
+	                      every_column && n ? " OR (" : "");
 	for (size_t i = 0; i < n; i++) {
 		const char *parts[] = {r[i].schema, r[i].table, r[i].column};
 		const char *cols[] = {"n.nspname", "c.relname", "a.attname"};
 		for (int k = 0; k < 3; k++) {
 			char *next = xasprintf("%s%s%s LIKE ", sql,
-			                       k   ? " AND "
-			                       : i ? ") OR ("
-			                           : "(",
+			                       k              ? " AND "
+			                       : i            ? ") OR ("
+			                       : every_column ? ""
+			                                      : "(",
 			                       cols[k]);
 			free(sql);
 			sql = next;
 			append_like(&sql, parts[k]);
 		}
 	}
-	char *done = xasprintf("%s))", sql);
+	char *done = xasprintf("%s%s", sql, n ? "))" : ")");
 	free(sql);
 	return done;
 }
 
-bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err)
+bool masking_configure(const struct lua_mask_decl *decls, size_t n, bool every_column, char **err)
 {
 	if (n > MASKING_MAX_RULES) {
 		*err = xasprintf("policy_scripts: %zu masked column declarations, at most %d", n,
@@ -179,7 +197,7 @@ bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err)
 	memset(fresh, 0, sizeof(fresh));
 	for (size_t i = 0; i < n; i++) {
 		struct rule *r = &fresh[i];
-		if (!make_masker(&decls[i], &r->masker, err)) {
+		if (!(r->masker = masking_masker_new(&decls[i], err))) {
 			free_rules(fresh, i);
 			return false;
 		}
@@ -199,8 +217,9 @@ bool masking_configure(const struct lua_mask_decl *decls, size_t n, char **err)
 	free_rules(rules, n_rules);
 	memcpy(rules, fresh, sizeof(rules));
 	n_rules = n;
+	named_columns = every_column;
 	free(catalog_sql);
-	catalog_sql = n ? build_catalog_sql(rules, n) : NULL;
+	catalog_sql = n || every_column ? build_catalog_sql(rules, n, every_column) : NULL;
 	masking_catalog_invalidate();
 	return true;
 }
@@ -209,12 +228,13 @@ void masking_shutdown(void)
 {
 	free_rules(rules, n_rules);
 	n_rules = 0;
+	named_columns = false;
 	FREE_AND_NULL(catalog_sql);
 }
 
 bool masking_active(void)
 {
-	return n_rules > 0;
+	return n_rules > 0 || named_columns;
 }
 
 /* Catalog */
@@ -237,7 +257,7 @@ static struct mask_catalog *catalog_of(struct pool_db *db)
 
 bool masking_catalog_needed(struct pool_db *db)
 {
-	if (!n_rules)
+	if (!masking_active())
 		return false;
 	struct mask_catalog *cat = catalog_of(db);
 	return !cat->loaded || cat->generation != generation ||
@@ -250,10 +270,17 @@ const char *masking_catalog_sql(void)
 	return catalog_sql;
 }
 
+static void free_columns(struct column_rules *cols, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(cols[i].names);
+	free(cols);
+}
+
 void masking_catalog_begin(struct pool_db *db)
 {
 	struct mask_catalog *cat = catalog_of(db);
-	free(cat->next);
+	free_columns(cat->next, cat->next_n);
 	cat->next = NULL;
 	cat->next_n = cat->next_cap = 0;
 }
@@ -286,19 +313,44 @@ void masking_catalog_row(struct pool_db *db, const uint8_t *body, uint32_t len)
 				matched |= 1ull << i;
 		}
 	}
-	if (matched) {
+	bool named = named_columns && f[2] && f[3] && f[4] && f[0] && f[1] &&
+	             cat->next_n < MASKING_MAX_NAMED_COLUMNS;
+	if (matched || named) {
 		if (cat->next_n == cat->next_cap) {
 			cat->next_cap = cat->next_cap ? cat->next_cap * 2 : 16;
 			cat->next = xrealloc(cat->next, cat->next_cap * sizeof(*cat->next));
 		}
-		cat->next[cat->next_n++] = (struct column_rules){
+		struct column_rules *col = &cat->next[cat->next_n++];
+		*col = (struct column_rules){
 		    .relid = (uint32_t)strtoul(f[0], NULL, 10),
 		    .attnum = (int16_t)atoi(f[1]),
 		    .rules = matched,
 		};
+		if (named) {
+			size_t a = strlen(f[2]) + 1, b = strlen(f[3]) + 1, c = strlen(f[4]) + 1;
+			col->names = xmalloc(a + b + c);
+			memcpy(col->names, f[2], a);
+			memcpy(col->names + a, f[3], b);
+			memcpy(col->names + a + b, f[4], c);
+		}
 	}
 	for (int i = 0; i < 5; i++)
 		free(f[i]);
+}
+
+static int column_cmp(const void *pa, const void *pb)
+{
+	const struct column_rules *a = pa, *b = pb;
+	if (a->relid != b->relid)
+		return a->relid < b->relid ? -1 : 1;
+	return (a->attnum > b->attnum) - (a->attnum < b->attnum);
+}
+
+static const struct column_rules *catalog_column(const struct mask_catalog *cat, uint32_t relid,
+                                                 int16_t attnum)
+{
+	struct column_rules key = {.relid = relid, .attnum = attnum};
+	return cat->n ? bsearch(&key, cat->cols, cat->n, sizeof(*cat->cols), column_cmp) : NULL;
 }
 
 void masking_catalog_end(struct pool_db *db, bool ok)
@@ -308,23 +360,33 @@ void masking_catalog_end(struct pool_db *db, bool ok)
 		masking_catalog_begin(db); /* the old catalog, if any, stays stale */
 		return;
 	}
-	free(cat->cols);
+	free_columns(cat->cols, cat->n);
 	cat->cols = cat->next;
 	cat->n = cat->next_n;
 	cat->cap = cat->next_cap;
 	cat->next = NULL;
 	cat->next_n = cat->next_cap = 0;
+	qsort(cat->cols, cat->n, sizeof(*cat->cols), column_cmp);
+	cat->n_masked = 0;
+	for (size_t i = 0; i < cat->n; i++)
+		cat->n_masked += cat->cols[i].rules != 0;
 	cat->loaded = true;
 	cat->loaded_at = now_usec();
 	cat->generation = generation;
-	log_debug("masking: %s: %zu masked column%s in the catalog", db->name, cat->n,
-	          cat->n == 1 ? "" : "s");
+	if (named_columns && cat->n >= MASKING_MAX_NAMED_COLUMNS)
+		log_warning("masking: %s: more than %d columns; the columns phase sees the names "
+		            "of the first ones only",
+		            db->name, MASKING_MAX_NAMED_COLUMNS);
+	log_debug("masking: %s: %zu masked column%s in the catalog", db->name, cat->n_masked,
+	          cat->n_masked == 1 ? "" : "s");
 }
 
 bool masking_db_has_masked(const struct pool_db *db)
 {
-	/* Not read yet: assume so, rows are then refused rather than sent unchecked. */
-	return n_rules && (!db->mask_catalog || !db->mask_catalog->loaded || db->mask_catalog->n);
+	/* Not read yet: assume so, rows are then refused rather than sent unchecked.
+	 * A columns phase may mask any column. */
+	return named_columns || (n_rules && (!db->mask_catalog || !db->mask_catalog->loaded ||
+	                                     db->mask_catalog->n_masked));
 }
 
 void masking_catalog_invalidate(void)
@@ -337,8 +399,8 @@ void masking_catalog_free(struct pool_db *db)
 	struct mask_catalog *cat = db->mask_catalog;
 	if (!cat)
 		return;
-	free(cat->cols);
-	free(cat->next);
+	free_columns(cat->cols, cat->n);
+	free_columns(cat->next, cat->next_n);
 	free(cat);
 	db->mask_catalog = NULL;
 }
@@ -479,18 +541,44 @@ bool masking_strict_allows(const struct client *c, const struct sqlinfo_stmt *st
 	return true;
 }
 
-static struct rule *rule_for(const struct mask_catalog *cat, uint32_t relid, int16_t attnum,
-                             const struct client *c)
+static struct rule *rule_for(const struct column_rules *col, const struct client *c)
 {
-	for (size_t i = 0; i < cat->n; i++) {
-		if (cat->cols[i].relid != relid || cat->cols[i].attnum != attnum)
-			continue;
-		for (size_t k = 0; k < n_rules; k++)
-			if ((cat->cols[i].rules >> k & 1) && applies(&rules[k], c))
-				return &rules[k];
-		return NULL;
-	}
+	for (size_t k = 0; col && k < n_rules; k++)
+		if ((col->rules >> k & 1) && applies(&rules[k], c))
+			return &rules[k];
 	return NULL;
+}
+
+/* The columns phase: the scripts' own maskers for the columns no rule masks. */
+static bool add_script_maskers(const struct client *c, const struct mask_catalog *cat,
+                               struct mask_plan *p, const char **err)
+{
+	int n = p->desc.ncols;
+	struct policy_column *cols = xcalloc((size_t)n + 1, sizeof(*cols));
+	for (int i = 0; i < n; i++) {
+		const struct rowdesc_col *d = &p->desc.cols[i];
+		const struct column_rules *col =
+		    d->table_oid ? catalog_column(cat, d->table_oid, d->attnum) : NULL;
+		cols[i].name = d->name;
+		cols[i].type_oid = d->type_oid;
+		if (col && col->names) {
+			cols[i].schema = col->names;
+			cols[i].table = cols[i].schema + strlen(cols[i].schema) + 1;
+			cols[i].column = cols[i].table + strlen(cols[i].table) + 1;
+		}
+	}
+	const struct checked_stmt *st = outcome_answering((struct client *)c);
+	p->script = policy_columns(c, cols, n, st ? st->sent : NULL, err);
+	free(cols);
+	if (!p->script)
+		return false;
+	for (int i = 0; i < n; i++) {
+		if (p->maskers[i])
+			continue;
+		p->maskers[i] = column_masks_get(p->script, i);
+		p->n_masked += p->maskers[i] != NULL;
+	}
+	return true;
 }
 
 struct mask_plan *masking_plan(const struct client *c, const uint8_t *body, uint32_t len,
@@ -510,7 +598,7 @@ struct mask_plan *masking_plan_bound(const struct client *c, const uint8_t *body
 		*err = "masking: the catalog of this database has not been read";
 		return NULL;
 	}
-	if (cat->n == 0)
+	if (!cat->n_masked && !named_columns)
 		return NULL;
 	struct mask_plan *p = xcalloc(1, sizeof(*p));
 	if (!rowmask_parse_desc(body, len, &p->desc, err)) {
@@ -535,11 +623,16 @@ struct mask_plan *masking_plan_bound(const struct client *c, const uint8_t *body
 	p->rules = xcalloc((size_t)p->desc.ncols + 1, sizeof(*p->rules));
 	for (int i = 0; i < p->desc.ncols; i++) {
 		const struct rowdesc_col *col = &p->desc.cols[i];
-		if (col->table_oid &&
-		    (p->rules[i] = rule_for(cat, col->table_oid, col->attnum, c))) {
+		if (col->table_oid && cat->n_masked &&
+		    (p->rules[i] = rule_for(catalog_column(cat, col->table_oid, col->attnum), c))) {
 			p->maskers[i] = p->rules[i]->masker;
 			p->n_masked++;
 		}
+	}
+	if (named_columns && !add_script_maskers(c, cat, p, err)) {
+		masking_plan_free(p);
+		*refuse = true;
+		return NULL;
 	}
 	int bad = p->n_masked ? rowmask_unmaskable(&p->desc, p->maskers) : -1;
 	if (bad >= 0) {
@@ -600,5 +693,6 @@ void masking_plan_free(struct mask_plan *p)
 	rowmask_free_desc(&p->desc);
 	free(p->maskers);
 	free(p->rules);
+	column_masks_unref(p->script);
 	free(p);
 }

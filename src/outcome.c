@@ -481,6 +481,12 @@ bool outcome_execute_columns(struct client *c, const uint8_t **rowdesc, uint32_t
 	return true;
 }
 
+const struct checked_stmt *outcome_answering(struct client *c)
+{
+	struct outcome_client *oc = c->outcome;
+	return oc && oc->len > 0 ? queue_at(oc, 0)->st : NULL;
+}
+
 void outcome_client_free(struct client *c)
 {
 	struct outcome_client *oc = c->outcome;

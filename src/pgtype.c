@@ -349,3 +349,34 @@ bool pgtype_decode_bytea(const char *s, size_t n, struct pktbuf *out)
 	pktbuf_put_bytes(out, chunk, used);
 	return true;
 }
+
+const char *pgtype_name(uint32_t oid)
+{
+	static const struct {
+		uint32_t oid;
+		const char *name;
+	} names[] = {
+	    {PGTYPE_BOOL, "bool"},
+	    {PGTYPE_BYTEA, "bytea"},
+	    {PGTYPE_NAME, "name"},
+	    {PGTYPE_INT8, "int8"},
+	    {PGTYPE_INT2, "int2"},
+	    {PGTYPE_INT4, "int4"},
+	    {PGTYPE_TEXT, "text"},
+	    {PGTYPE_JSON, "json"},
+	    {PGTYPE_FLOAT4, "float4"},
+	    {PGTYPE_FLOAT8, "float8"},
+	    {PGTYPE_BPCHAR, "bpchar"},
+	    {PGTYPE_VARCHAR, "varchar"},
+	    {PGTYPE_DATE, "date"},
+	    {PGTYPE_TIMESTAMP, "timestamp"},
+	    {PGTYPE_TIMESTAMPTZ, "timestamptz"},
+	    {PGTYPE_NUMERIC, "numeric"},
+	    {PGTYPE_UUID, "uuid"},
+	    {PGTYPE_JSONB, "jsonb"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (names[i].oid == oid)
+			return names[i].name;
+	return NULL;
+}

@@ -8,8 +8,10 @@
 #include "config.h"
 #include "log.h"
 #include "lua_vm.h"
+#include "mask.h"
 #include "masking.h"
 #include "outcome.h"
+#include "pgtype.h"
 #include "sqlinfo.h"
 #include "token.h"
 #include "varcache.h"
@@ -42,6 +44,10 @@ enum cache_level {
 };
 static enum cache_level cache_level[LUA_VM_MAX_SCRIPTS];
 static bool has_statement[LUA_VM_MAX_SCRIPTS];
+static bool has_columns[LUA_VM_MAX_SCRIPTS];
+/* Counts Lua states: a Lua masker made in one is not called in the next. */
+static uint64_t vm_generation;
+static void column_plans_flush(void);
 static struct verdict_cache *verdicts;
 #define VERDICT_CACHE_ENTRIES 4096
 
@@ -120,12 +126,14 @@ bool policy_configure(char **err)
 	if (!cf->policy_scripts) {
 		if (vm)
 			log_info("policy: no policy_scripts, statements go through unchecked");
+		column_plans_flush();
 		lua_vm_free(vm);
 		vm = NULL;
+		vm_generation++;
 		has_bind = has_complete = false;
 		verdict_cache_free(verdicts);
 		verdicts = NULL;
-		return masking_configure(NULL, 0, err);
+		return masking_configure(NULL, 0, false, err);
 	}
 	struct lua_vm *fresh =
 	    lua_vm_new((size_t)cf->policy_max_memory, cf->policy_max_instructions, err);
@@ -140,7 +148,10 @@ bool policy_configure(char **err)
 	/* The masked columns the new scripts declared: the last thing that can refuse them. */
 	size_t n_masks;
 	struct lua_mask_decl *masks = lua_vm_mask_declarations(fresh, &n_masks);
-	bool masks_ok = masking_configure(masks, n_masks, err);
+	bool every_column = false;
+	for (int i = 0; i < lua_vm_script_count(fresh); i++)
+		every_column |= lua_vm_has_phase(fresh, i, "columns");
+	bool masks_ok = masking_configure(masks, n_masks, every_column, err);
 	lua_vm_mask_declarations_free(masks, n_masks);
 	if (!masks_ok) {
 		lua_vm_free(fresh);
@@ -150,8 +161,10 @@ bool policy_configure(char **err)
 	lua_newtable(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, SESSIONS_KEY);
 	/* Session tags live in the state: a new set of scripts starts them afresh. */
+	column_plans_flush();
 	lua_vm_free(vm);
 	vm = fresh;
+	vm_generation++;
 	memset(stats, 0, sizeof(stats));
 	has_bind = has_complete = false;
 	bool caching = false;
@@ -159,6 +172,7 @@ bool policy_configure(char **err)
 		has_bind |= lua_vm_has_phase(vm, i, "bind");
 		has_complete |= lua_vm_has_phase(vm, i, "complete");
 		has_statement[i] = lua_vm_has_phase(vm, i, "statement");
+		has_columns[i] = lua_vm_has_phase(vm, i, "columns");
 		cache_level[i] = levels[i];
 		caching |= levels[i] != CACHE_NONE;
 	}
@@ -195,10 +209,15 @@ size_t policy_memory(void)
 	return vm ? lua_vm_memory(vm) : 0;
 }
 
+static struct pktbuf masker_scratch;
+
 void policy_shutdown(void)
 {
+	column_plans_flush();
+	pktbuf_free(&masker_scratch);
 	lua_vm_free(vm);
 	vm = NULL;
+	vm_generation++;
 	has_bind = has_complete = false;
 	verdict_cache_free(verdicts);
 	verdicts = NULL;
@@ -880,4 +899,301 @@ void policy_complete(struct client *c, const struct checked_stmt *st, size_t ind
 		lua_pop(L, 1); /* it observes: what it returns means nothing */
 	}
 	sqlinfo_free(info);
+}
+
+/* The columns phase */
+
+/* A Lua function masker: the function, in the registry of the state that made it. */
+struct lua_masker {
+	uint64_t generation;
+	int ref;
+	int script;
+	char *column;
+};
+
+struct column_masks {
+	unsigned refs;
+	int n;
+	struct masker **maskers;       /* NULL: no script masks the column */
+	struct lua_masker **functions; /* the Lua function behind a masker, or NULL */
+};
+
+/* Plans by key, direct-mapped: a collision replaces the older plan. */
+#define COLUMN_PLAN_SLOTS 512
+static struct {
+	uint64_t hash;
+	char *key;
+	size_t key_len;
+	struct column_masks *masks;
+} plans[COLUMN_PLAN_SLOTS];
+
+static enum mask_result call_lua_masker(void *ctx, const uint8_t *in, size_t in_len,
+                                        const char **out, size_t *out_len)
+{
+	struct lua_masker *lm = ctx;
+	if (!vm || lm->generation != vm_generation)
+		return MASK_CANNOT; /* the scripts were reloaded while the result streamed */
+	lua_State *L = lua_vm_state(vm);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lm->ref);
+	lua_pushlstring(L, (const char *)in, in_len);
+	lua_pushstring(L, lm->column);
+	char *err = NULL;
+	if (!lua_vm_call(vm, 2, &err)) {
+		stats[lm->script].errors++;
+		log_warning("policy: %s: masker of column %s: %s",
+		            lua_vm_script_name(vm, lm->script), lm->column, err);
+		free(err);
+		return MASK_CANNOT;
+	}
+	enum mask_result r = MASK_SQL_NULL;
+	int type = lua_type(L, -1);
+	if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+		size_t len;
+		const char *v = lua_tolstring(L, -1, &len);
+		pktbuf_reset(&masker_scratch);
+		pktbuf_put_bytes(&masker_scratch, v, len);
+		*out = (const char *)masker_scratch.data;
+		*out_len = len;
+		r = MASK_VALUE;
+	} else if (type != LUA_TNIL) {
+		stats[lm->script].errors++;
+		log_warning("policy: %s: masker of column %s returned a %s, not a string or nil",
+		            lua_vm_script_name(vm, lm->script), lm->column, lua_typename(L, type));
+		r = MASK_CANNOT;
+	}
+	lua_pop(L, 1);
+	return r;
+}
+
+void column_masks_unref(struct column_masks *m)
+{
+	if (!m || --m->refs > 0)
+		return;
+	for (int i = 0; i < m->n; i++) {
+		mask_free(m->maskers[i]);
+		struct lua_masker *lm = m->functions[i];
+		if (!lm)
+			continue;
+		if (vm && lm->generation == vm_generation)
+			luaL_unref(lua_vm_state(vm), LUA_REGISTRYINDEX, lm->ref);
+		free(lm->column);
+		free(lm);
+	}
+	free(m->maskers);
+	free(m->functions);
+	free(m);
+}
+
+const struct masker *column_masks_get(const struct column_masks *m, int i)
+{
+	return i >= 0 && i < m->n ? m->maskers[i] : NULL;
+}
+
+static void column_plans_flush(void)
+{
+	for (size_t i = 0; i < COLUMN_PLAN_SLOTS; i++) {
+		column_masks_unref(plans[i].masks);
+		free(plans[i].key);
+		memset(&plans[i], 0, sizeof(plans[i]));
+	}
+}
+
+static void push_columns(lua_State *L, const struct policy_column *cols, int n)
+{
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_createtable(L, 0, 6);
+		set_str(L, "name", cols[i].name);
+		set_str(L, "schema", cols[i].schema);
+		if (cols[i].table) {
+			lua_pushfstring(L, "%s.%s", cols[i].schema, cols[i].table);
+			lua_setfield(L, -2, "table");
+		}
+		set_str(L, "column", cols[i].column);
+		const char *type = pgtype_name(cols[i].type_oid);
+		if (type)
+			lua_pushstring(L, type);
+		else
+			lua_pushfstring(L, "%d", (int)cols[i].type_oid);
+		lua_setfield(L, -2, "type");
+		lua_pushinteger(L, cols[i].type_oid);
+		lua_setfield(L, -2, "type_oid");
+		lua_rawseti(L, -2, i + 1);
+	}
+}
+
+/* Gives column i the masker at the top of the stack (a function or a sieve.mask one). */
+static bool take_masker(lua_State *L, int s, struct column_masks *m, int i,
+                        const struct policy_column *col, char **err)
+{
+	if (m->maskers[i])
+		return true; /* an earlier script's choice stands */
+	if (lua_isfunction(L, -1)) {
+		struct lua_masker *lm = xcalloc(1, sizeof(*lm));
+		lm->generation = vm_generation;
+		lm->script = s;
+		lm->column = xstrdup(col->name);
+		lua_pushvalue(L, -1);
+		lm->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		struct mask_spec spec = {.kind = MASK_FUNCTION, .fn = call_lua_masker, .ctx = lm};
+		const char *why;
+		m->maskers[i] = mask_new(&spec, &why);
+		m->functions[i] = lm;
+		return true;
+	}
+	struct lua_mask_decl d = {0};
+	if (!lua_vm_read_masker(L, lua_gettop(L), &d)) {
+		*err = xasprintf("columns() gave column %s a %s, not a masker", col->name,
+		                 luaL_typename(L, -1));
+		return false;
+	}
+	d.script = xstrdup(lua_vm_script_name(vm, s));
+	d.pattern = xstrdup(col->name);
+	m->maskers[i] = masking_masker_new(&d, err);
+	lua_vm_mask_decl_clear(&d);
+	return m->maskers[i] != NULL;
+}
+
+/* Reads the plan columns() left on the stack into m. */
+static bool take_plan(lua_State *L, int s, struct column_masks *m, const struct policy_column *cols,
+                      char **err)
+{
+	if (lua_isnil(L, -1))
+		return true;
+	if (!lua_istable(L, -1)) {
+		*err = xasprintf("columns() returned a %s, not a table of maskers",
+		                 luaL_typename(L, -1));
+		return false;
+	}
+	int plan = lua_gettop(L);
+	lua_pushnil(L);
+	while (lua_next(L, plan)) {
+		bool ok = true, named = false;
+		if (lua_type(L, -2) == LUA_TNUMBER) {
+			lua_Integer i = lua_tointeger(L, -2);
+			named = i >= 1 && i <= m->n;
+			if (named)
+				ok = take_masker(L, s, m, (int)i - 1, &cols[i - 1], err);
+		} else if (lua_type(L, -2) == LUA_TSTRING) {
+			const char *name = lua_tostring(L, -2);
+			for (int i = 0; ok && i < m->n; i++)
+				if (strcmp(cols[i].name, name) == 0) {
+					named = true;
+					ok = take_masker(L, s, m, i, &cols[i], err);
+				}
+		}
+		if (ok && !named && !(lua_type(L, -2) == LUA_TSTRING)) {
+			*err = xstrdup("columns() named a column the result does not have");
+			ok = false;
+		}
+		if (!ok) {
+			lua_settop(L, plan - 1);
+			return false;
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return true;
+}
+
+static struct column_masks *run_columns(const struct client *c, const struct policy_column *cols,
+                                        int n, const char *sql)
+{
+	lua_State *L = lua_vm_state(vm);
+	struct column_masks *m = xcalloc(1, sizeof(*m));
+	m->refs = 1;
+	m->n = n;
+	m->maskers = xcalloc((size_t)n + 1, sizeof(*m->maskers));
+	m->functions = xcalloc((size_t)n + 1, sizeof(*m->functions));
+	struct sqlinfo *info = sql ? sqlinfo_cache_analyse(cache, sql, strlen(sql)) : NULL;
+	bool ok = true;
+	for (int s = 0; ok && s < lua_vm_script_count(vm); s++) {
+		if (!has_columns[s] || !lua_vm_push_phase(vm, s, "columns"))
+			continue;
+		push_columns(L, cols, n);
+		/* The statement, when the result is one statement's. */
+		if (info && info->error == SQLINFO_OK && info->n_stmts == 1)
+			push_stmt(L, &info->stmts[0], false);
+		else
+			lua_pushnil(L);
+		push_session(L, c);
+		char *err = NULL;
+		usec_t started = now_usec();
+		ok = lua_vm_call(vm, 3, &err) && take_plan(L, s, m, cols, &err);
+		stats[s].calls++;
+		stats[s].usec += (uint64_t)(now_usec() - started);
+		if (!ok) {
+			stats[s].errors++;
+			cl_log(LOG_LVL_WARNING, c, "policy: %s: columns: %s",
+			       lua_vm_script_name(vm, s), err);
+			free(err);
+		}
+	}
+	sqlinfo_free(info);
+	if (!ok) {
+		column_masks_unref(m);
+		return NULL;
+	}
+	return m;
+}
+
+static void key_add(struct pktbuf *k, const char *s)
+{
+	uint32_t n = s ? (uint32_t)strlen(s) : UINT32_MAX;
+	pktbuf_put_bytes(k, &n, sizeof(n));
+	if (s)
+		pktbuf_put_bytes(k, s, n);
+}
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+struct column_masks *policy_columns(const struct client *c, const struct policy_column *cols, int n,
+                                    const char *sql, const char **err)
+{
+	*err = "masking: the policy's columns phase failed";
+	if (!vm)
+		return NULL;
+	struct pktbuf key = {0};
+	key_add(&key, c->user);
+	key_add(&key, c->dbname);
+	key_add(&key, c->identity ? c->identity->identity : NULL);
+	size_t n_groups = c->identity ? c->identity->n_groups : 0;
+	pktbuf_put_bytes(&key, &n_groups, sizeof(n_groups));
+	for (size_t i = 0; i < n_groups; i++)
+		key_add(&key, c->identity->groups[i]);
+	key_add(&key, sql);
+	for (int i = 0; i < n; i++) {
+		key_add(&key, cols[i].name);
+		key_add(&key, cols[i].schema);
+		key_add(&key, cols[i].table);
+		key_add(&key, cols[i].column);
+		pktbuf_put_bytes(&key, &cols[i].type_oid, sizeof(cols[i].type_oid));
+	}
+	uint64_t h = fnv1a(key.data, key.len);
+	size_t slot = h % COLUMN_PLAN_SLOTS;
+	if (plans[slot].masks && plans[slot].hash == h && plans[slot].key_len == key.len &&
+	    memcmp(plans[slot].key, key.data, key.len) == 0) {
+		plans[slot].masks->refs++;
+		pktbuf_free(&key);
+		return plans[slot].masks;
+	}
+	struct column_masks *m = run_columns(c, cols, n, sql);
+	if (m) {
+		column_masks_unref(plans[slot].masks);
+		free(plans[slot].key);
+		plans[slot].hash = h;
+		plans[slot].key = xmalloc(key.len);
+		memcpy(plans[slot].key, key.data, key.len);
+		plans[slot].key_len = key.len;
+		plans[slot].masks = m;
+		m->refs++;
+	}
+	pktbuf_free(&key);
+	return m;
 }

@@ -579,6 +579,59 @@ static void test_fixed(void)
 	mask_free(m);
 }
 
+/* ---- function ---- */
+
+/* Answers what ctx says: a text, NULL, or a failure; records what it was given. */
+static char fn_seen[64];
+static enum mask_result fn_masker(void *ctx, const uint8_t *in, size_t in_len, const char **out,
+                                  size_t *out_len)
+{
+	snprintf(fn_seen, sizeof(fn_seen), "%.*s", (int)in_len, (const char *)in);
+	const char *answer = ctx;
+	if (!answer)
+		return MASK_SQL_NULL;
+	if (strcmp(answer, "fail") == 0)
+		return MASK_CANNOT;
+	*out = answer;
+	*out_len = strlen(answer);
+	return MASK_VALUE;
+}
+
+static void test_function(void)
+{
+	struct masker *m = make(
+	    &(struct mask_spec){.kind = MASK_FUNCTION, .fn = fn_masker, .ctx = (void *)"0042"});
+	/* Checked and spelled for the type, as fixed values are. */
+	EXPECT_TEXT(m, PGTYPE_TEXT, "secret", "0042");
+	CHECK_STR(fn_seen, "secret");
+	EXPECT_TEXT(m, PGTYPE_INT4, "7", "42");
+	EXPECT_TEXT(m, PGTYPE_UUID, "x", NULL);
+	/* Binary: only where the binary form is the text. */
+	CHECK(mask_supports(m, PGTYPE_VARCHAR, PGTYPE_FORMAT_BINARY));
+	CHECK(!mask_supports(m, PGTYPE_INT4, PGTYPE_FORMAT_BINARY));
+	apply_text(m, PGTYPE_INT4, PGTYPE_FORMAT_BINARY, "\x00\x00\x00\x07");
+	CHECK_GOT("function int4 binary", MASK_CANNOT);
+	apply_bytes(m, PGTYPE_JSONB, PGTYPE_FORMAT_BINARY, "\x01\"s\"", 4);
+	CHECK_STR(fn_seen, "\"s\"");
+	CHECK_GOT("function jsonb \"0042\" is not JSON", MASK_SQL_NULL);
+	apply_text(m, PGTYPE_TEXT, PGTYPE_FORMAT_TEXT, NULL);
+	CHECK_GOT("function NULL stays NULL", MASK_SQL_NULL);
+	mask_free(m);
+
+	m = make(&(struct mask_spec){.kind = MASK_FUNCTION, .fn = fn_masker, .ctx = NULL});
+	apply_text(m, PGTYPE_TEXT, PGTYPE_FORMAT_TEXT, "secret");
+	CHECK_GOT("function gives NULL", MASK_SQL_NULL);
+	mask_free(m);
+	m = make(
+	    &(struct mask_spec){.kind = MASK_FUNCTION, .fn = fn_masker, .ctx = (void *)"fail"});
+	apply_text(m, PGTYPE_TEXT, PGTYPE_FORMAT_TEXT, "secret");
+	CHECK_GOT("function fails", MASK_CANNOT);
+	mask_free(m);
+
+	const char *err = NULL;
+	CHECK(!mask_new(&(struct mask_spec){.kind = MASK_FUNCTION}, &err) && err);
+}
+
 /* ---- email ---- */
 
 static void test_email(void)
@@ -1709,6 +1762,7 @@ int main(void)
 	test_empty();
 	test_appends();
 	test_fixed();
+	test_function();
 	test_email();
 	test_partial();
 	test_partial_random();
