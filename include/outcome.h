@@ -112,12 +112,17 @@ void outcome_server_message(struct client *client, uint8_t type, const uint8_t *
 
 /*
  * The columns of the result the server sends now, for an Execute with no
- * RowDescription of its own: the statement's as its Describe answered, and
- * the result formats its Bind asked for (n_formats as in Bind: 0 all text,
- * 1 for all, else one per column). False when unknown.
+ * RowDescription of its own: its portal's as a Describe of the portal
+ * answered (n_formats UINT16_MAX: the formats are those described), else
+ * the statement's as its Describe answered, and the result formats its
+ * Bind asked for (n_formats as in Bind: 0 all text, 1 for all, else one
+ * per column). False when unknown.
  */
 bool outcome_execute_columns(struct client *client, const uint8_t **rowdesc, uint32_t *len,
                              const int16_t **formats, uint16_t *n_formats);
+
+/* The server answers a Describe now: its RowDescription describes no rows that follow. */
+bool outcome_describing(struct client *client);
 
 /* The statement whose answer the server sends now, or NULL. */
 const struct checked_stmt *outcome_answering(struct client *client);

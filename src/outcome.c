@@ -21,6 +21,9 @@ struct named {
 	struct checked_stmt *st;
 	int16_t *formats; /* a portal's result formats, as its Bind gave them */
 	uint16_t n_formats;
+	uint8_t *rowdesc; /* a portal's RowDescription, as a Describe of it answered */
+	uint32_t rowdesc_len;
+	uint64_t bind_id; /* which Bind made the portal */
 	char name[];
 };
 
@@ -36,6 +39,10 @@ struct request {
 	bool describes_statement; /* 'd': of a statement (its answer is kept on st) */
 	int16_t *formats;         /* 'E': its portal's result formats */
 	uint16_t n_formats;
+	char *portal;     /* 'd' of a portal: its name */
+	uint64_t bind_id; /* 'd' of a portal and 'E': the Bind that made the portal */
+	uint8_t *rowdesc; /* 'E': its portal's description, if it was described */
+	uint32_t rowdesc_len;
 	bool failed;
 	uint32_t done; /* a Query's statements answered so far */
 	struct checked_stmt *st;
@@ -48,6 +55,7 @@ struct request {
 struct outcome_client {
 	struct names statements, portals;
 	struct checked_stmt *query; /* the checked Query not sent yet */
+	uint64_t binds;
 	struct request *queue;
 	size_t head, len, cap;
 };
@@ -153,6 +161,8 @@ static void names_set(struct names *t, const char *name, struct checked_stmt *st
 		(*p)->st = st;
 		FREE_AND_NULL((*p)->formats);
 		(*p)->n_formats = 0;
+		FREE_AND_NULL((*p)->rowdesc);
+		(*p)->rowdesc_len = 0;
 		return;
 	}
 	if (t->count >= t->n_buckets) {
@@ -177,6 +187,7 @@ static void names_del(struct names *t, const char *name)
 	*p = e->next;
 	checked_stmt_unref(e->st);
 	free(e->formats);
+	free(e->rowdesc);
 	free(e);
 	t->count--;
 }
@@ -188,6 +199,7 @@ static void names_clear(struct names *t)
 			next = e->next;
 			checked_stmt_unref(e->st);
 			free(e->formats);
+			free(e->rowdesc);
 			free(e);
 		}
 	}
@@ -219,6 +231,7 @@ void outcome_bound(struct client *c, const char *portal, struct checked_stmt *st
 	struct names *t = &state(c)->portals;
 	names_set(t, portal, checked_stmt_ref(st));
 	struct named *e = *names_slot(t, portal);
+	e->bind_id = ++state(c)->binds;
 	if (n_formats) {
 		e->formats = xmalloc(n_formats * sizeof(*e->formats));
 		memcpy(e->formats, formats, n_formats * sizeof(*e->formats));
@@ -239,6 +252,14 @@ void outcome_query_checked(struct client *c, struct checked_stmt *st)
 }
 
 /* The queue */
+
+static void keep_rowdesc(uint8_t **at, uint32_t *at_len, const uint8_t *body, uint32_t len)
+{
+	free(*at);
+	*at = xmalloc(len ? len : 1);
+	memcpy(*at, body, len);
+	*at_len = len;
+}
 
 static struct request *queue_at(struct outcome_client *oc, size_t i)
 {
@@ -284,6 +305,8 @@ static void finish(struct client *c, struct outcome_client *oc, enum outcome_sta
 	c->masked_values = 0;
 	checked_stmt_unref(r->st);
 	free(r->formats);
+	free(r->portal);
+	free(r->rowdesc);
 	oc->head = (oc->head + 1) % oc->cap;
 	oc->len--;
 }
@@ -302,12 +325,16 @@ void outcome_sent(struct client *c, uint8_t type, const uint8_t *msg, uint32_t l
 		const char *portal = pr_string(&r);
 		struct named **p = r.bad ? NULL : names_slot(&oc->portals, portal);
 		push(oc, 'E', p && *p ? checked_stmt_ref((*p)->st) : NULL);
+		struct request *e = queue_at(oc, oc->len - 1);
+		e->bind_id = p && *p ? (*p)->bind_id : 0;
 		if (p && *p && (*p)->n_formats) {
-			struct request *e = queue_at(oc, oc->len - 1);
 			e->n_formats = (*p)->n_formats;
 			e->formats = xmalloc(e->n_formats * sizeof(*e->formats));
 			memcpy(e->formats, (*p)->formats, e->n_formats * sizeof(*e->formats));
 		}
+		if (p && *p && (*p)->rowdesc)
+			keep_rowdesc(&e->rowdesc, &e->rowdesc_len, (*p)->rowdesc,
+			             (*p)->rowdesc_len);
 		break;
 	}
 	case 'D': {
@@ -318,7 +345,13 @@ void outcome_sent(struct client *c, uint8_t type, const uint8_t *msg, uint32_t l
 		const char *name = pr_string(&r);
 		struct named **p = r.bad || kind != 'S' ? NULL : names_slot(&oc->statements, name);
 		push(oc, 'd', p && *p ? checked_stmt_ref((*p)->st) : NULL);
-		queue_at(oc, oc->len - 1)->describes_statement = kind == 'S';
+		struct request *d = queue_at(oc, oc->len - 1);
+		d->describes_statement = kind == 'S';
+		if (!r.bad && kind == 'P') {
+			struct named **portal = names_slot(&oc->portals, name);
+			d->portal = xstrdup(name);
+			d->bind_id = portal && *portal ? (*portal)->bind_id : 0;
+		}
 		break;
 	}
 	case 'S':
@@ -395,6 +428,24 @@ static void on_error(struct client *c, struct outcome_client *oc, const uint8_t 
 		finish(c, oc, OUTCOME_NOT_RUN);
 }
 
+/*
+ * A Describe of the portal that Bind bind_id made was answered: its
+ * Executes, sent already or to come, have these columns. A later Bind of
+ * the same name is another portal, which this does not describe.
+ */
+static void portal_described(struct outcome_client *oc, const char *name, uint64_t bind_id,
+                             const uint8_t *body, uint32_t len)
+{
+	struct named **p = names_slot(&oc->portals, name);
+	if (p && *p && (*p)->bind_id == bind_id)
+		keep_rowdesc(&(*p)->rowdesc, &(*p)->rowdesc_len, body, len);
+	for (size_t i = 0; i < oc->len; i++) {
+		struct request *e = queue_at(oc, i);
+		if (e->type == 'E' && e->bind_id == bind_id && !e->rowdesc)
+			keep_rowdesc(&e->rowdesc, &e->rowdesc_len, body, len);
+	}
+}
+
 void outcome_server_message(struct client *c, uint8_t type, const uint8_t *body, uint32_t len)
 {
 	struct outcome_client *oc = c->outcome;
@@ -404,11 +455,10 @@ void outcome_server_message(struct client *c, uint8_t type, const uint8_t *body,
 	if (r->type == 'd') {
 		/* A Describe's answer: ParameterDescription, then RowDescription or NoData. */
 		if (type == 'T' && r->st && r->describes_statement && body) {
-			free(r->st->rowdesc);
-			r->st->rowdesc = xmalloc(len ? len : 1);
-			memcpy(r->st->rowdesc, body, len);
-			r->st->rowdesc_len = len;
+			keep_rowdesc(&r->st->rowdesc, &r->st->rowdesc_len, body, len);
 		}
+		if (type == 'T' && r->portal && r->bind_id && body)
+			portal_described(oc, r->portal, r->bind_id, body, len);
 		if (type == 'T' || type == 'n')
 			finish(c, oc, OUTCOME_OK);
 		if (type != 'E' && type != 'Z')
@@ -472,6 +522,14 @@ bool outcome_execute_columns(struct client *c, const uint8_t **rowdesc, uint32_t
 	if (!oc || oc->len == 0)
 		return false;
 	struct request *r = queue_at(oc, 0);
+	if (r->type == 'E' && r->rowdesc) {
+		/* The portal's own description has its real formats. */
+		*rowdesc = r->rowdesc;
+		*len = r->rowdesc_len;
+		*formats = NULL;
+		*n_formats = UINT16_MAX;
+		return true;
+	}
 	if (r->type != 'E' || !r->st || !r->st->rowdesc)
 		return false;
 	*rowdesc = r->st->rowdesc;
@@ -479,6 +537,12 @@ bool outcome_execute_columns(struct client *c, const uint8_t **rowdesc, uint32_t
 	*formats = r->formats;
 	*n_formats = r->n_formats;
 	return true;
+}
+
+bool outcome_describing(struct client *c)
+{
+	struct outcome_client *oc = c->outcome;
+	return oc && oc->len > 0 && queue_at(oc, 0)->type == 'd';
 }
 
 const struct checked_stmt *outcome_answering(struct client *c)

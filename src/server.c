@@ -1096,9 +1096,15 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 		const char *err = NULL;
 		masking_plan_free(c->mask_plan);
 		c->mask_plan = masking_plan(c, body, len, &refuse, &err);
-		c->mask_described = true;
-		if (c->mask_plan && c->outcome)
-			masking_plan_add_columns(c->mask_plan, &c->masked_columns);
+		if (outcome_describing(c)) {
+			/* Its Execute's rows come later, maybe after another portal's. */
+			masking_plan_free(c->mask_plan);
+			c->mask_plan = NULL;
+		} else {
+			c->mask_described = true;
+			if (c->mask_plan && c->outcome)
+				masking_plan_add_columns(c->mask_plan, &c->masked_columns);
+		}
 		if (refuse) {
 			refuse_result(c, err);
 			return mask_message(s, c, type, len, avail);
