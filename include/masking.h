@@ -55,8 +55,9 @@ bool masking_active(void);
  * so a statement that reads a column masked for c in any other way is
  * denied: expressions, predicates, orderings, subqueries, CTEs, set
  * operations, whole rows, RETURNING, COPY, other tables (see
- * sqlinfo_column.derived); and, once anything is masked for c, functions
- * that read tables by name and the planner statistics views. Columns are
+ * sqlinfo_column.derived); and, once anything is masked for c, DO, CALL,
+ * CREATE FUNCTION and PROCEDURE, functions that read tables by name and
+ * the planner statistics views. Columns are
  * matched by name, as written: an unqualified table matches a rule of any
  * schema, an unqualified column among several tables any of them. False
  * with *why (malloc'd; names the column) when denied.
@@ -74,6 +75,8 @@ void masking_catalog_begin(struct pool_db *db);
 /* One DataRow body of that query's answer. */
 void masking_catalog_row(struct pool_db *db, const uint8_t *body, uint32_t len);
 void masking_catalog_end(struct pool_db *db, bool ok);
+/* The database's catalog was never read: strict mode waits for it. */
+bool masking_catalog_unread(const struct pool_db *db);
 /* Some column of this database's catalog is masked for someone. */
 bool masking_db_has_masked(const struct pool_db *db);
 /* Every database's catalog is read again (DDL seen, RELOAD). */

@@ -573,13 +573,13 @@ static void refuse(struct client *c, uint8_t type, uint32_t total, const struct 
 		evbuffer_drain(c->sb.in, total);
 		proto_build_error(&pb, "ERROR", r->sqlstate, r->message);
 		sbuf_send(&c->sb, pb.data, pb.len);
-		if (type == 'Q')
+		if (type == 'Q' || type == 'F')
 			send_ready_idle(c);
 		else
 			c->skip_to_sync = true;
 	} else {
 		char *raise = policy_raise_sql(r->sqlstate, r->message);
-		if (type == 'Q') {
+		if (type == 'Q' || type == 'F') {
 			proto_build_query(&pb, raise);
 			replace_head(c, total, &pb);
 			c->policy_checked = true;
@@ -597,6 +597,22 @@ static void refuse(struct client *c, uint8_t type, uint32_t total, const struct 
  * head of the input. PASS leaves it; a rewrite replaces it; a denial is
  * refused.
  */
+/*
+ * A FunctionCall names its function by OID, with no statement text for
+ * the policy to see: where policies run, it is refused, as a statement
+ * the policy could not analyse would be.
+ */
+static void refuse_function_call(struct client *c, uint32_t body_len)
+{
+	struct policy_result r = {.decision = POLICY_DENIED, .sqlstate = "42501"};
+	r.message = xstrdup("FunctionCall (the fast-path protocol) is refused: policies cannot "
+	                    "see what it runs; call the function in a query");
+	cl_log(LOG_LVL_LOG, c, "policy: %s", r.message);
+	audit_denied(c, "", 0, false, "statement", NULL, r.sqlstate);
+	refuse(c, 'F', PROTO_HEADER_LEN + body_len, &r);
+	policy_result_clear(&r);
+}
+
 static void check_statement(struct client *c, uint8_t type, uint32_t body_len)
 {
 	uint32_t total = PROTO_HEADER_LEN + body_len;
@@ -802,6 +818,14 @@ static bool client_process(struct client *c)
 			    "the token of this session has expired: log in again with a new one");
 			return false;
 		}
+		if (type == 'F' && policy_enabled() && !c->policy_checked && !c->skip_to_sync) {
+			if (avail < PROTO_HEADER_LEN + body_len)
+				return true;
+			refuse_function_call(c, body_len);
+			if (c->state == CL_CLOSED)
+				return false;
+			continue;
+		}
 		bool tracking = prepared_tracking(c->pool);
 		bool outcomes = outcome_tracking();
 		bool checking = !c->policy_checked &&
@@ -821,6 +845,19 @@ static bool client_process(struct client *c)
 				send_ready_idle(c);
 			}
 			continue;
+		}
+		if (checking && (type == 'Q' || type == 'P') && !c->server && cf->mask_strict &&
+		    masking_catalog_unread(c->pool->db)) {
+			/* Strict masking reads the catalog (partitions, views) to check the
+			 * statement: linking a server reads it first, then this comes again. */
+			switch (pool_request_server(c)) {
+			case LINK_NOW:
+				break;
+			case LINK_LATER:
+				return true;
+			}
+			if (c->state == CL_CLOSED)
+				return false;
 		}
 		if (checking) {
 			if (type == 'B')

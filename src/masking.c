@@ -51,6 +51,9 @@ struct mask_catalog {
 	struct column_rules *cols; /* sorted by (relid, attnum) */
 	size_t n, cap;
 	size_t n_masked; /* columns some rule names */
+	/* Masked columns and the views that read them, for strict mode by name. */
+	const struct column_rules **named;
+	size_t n_named;
 	/* while a read is under way */
 	struct column_rules *next;
 	size_t next_n, next_cap;
@@ -153,37 +156,91 @@ static void append_like(char **sql, const char *pattern)
 	*sql = joined;
 }
 
-static char *build_catalog_sql(const struct rule *r, size_t n, bool every_column)
+/* "(n LIKE .. AND r LIKE .. AND a LIKE ..) OR (...)": the columns some rule names. */
+static char *rule_filter(const struct rule *r, size_t n, const char *nsp, const char *rel,
+                         const char *att)
 {
-	char *sql = xasprintf("SELECT c.oid, a.attnum, n.nspname, c.relname, a.attname "
-	                      "FROM pg_catalog.pg_attribute a "
-	                      "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
-	                      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	                      "WHERE a.attnum > 0 AND NOT a.attisdropped AND (%s%s",
-	                      every_column ? "(c.relkind IN ('r', 'v', 'm', 'f', 'p') AND "
-	                                     "n.nspname NOT IN ('pg_catalog', "
-	                                     "'information_schema') AND n.nspname NOT LIKE "
-	                                     "'pg!_toast%' ESCAPE '!')"
-	                                   : "",
-	                      every_column && n ? " OR (" : "");
+	char *sql = xstrdup(n ? "" : "false");
 	for (size_t i = 0; i < n; i++) {
 		const char *parts[] = {r[i].schema, r[i].table, r[i].column};
-		const char *cols[] = {"n.nspname", "c.relname", "a.attname"};
+		const char *cols[] = {nsp, rel, att};
 		for (int k = 0; k < 3; k++) {
 			char *next = xasprintf("%s%s%s LIKE ", sql,
-			                       k              ? " AND "
-			                       : i            ? ") OR ("
-			                       : every_column ? ""
-			                                      : "(",
+			                       k   ? " AND "
+			                       : i ? ") OR ("
+			                           : "(",
 			                       cols[k]);
 			free(sql);
 			sql = next;
 			append_like(&sql, parts[k]);
 		}
 	}
-	char *done = xasprintf("%s%s", sql, n ? "))" : ")");
+	char *done = xasprintf("(%s%s)", sql, n ? ")" : "");
 	free(sql);
 	return done;
+}
+
+/*
+ * The catalog query. Rows: (relid, attnum, schema, table, column the rules
+ * are matched against, the relation's own schema and name, kind):
+ *   'c' a column some rule names, of the relation itself or of an
+ *       ancestor it inherits the column from (a partition of a masked
+ *       table is masked);
+ *   'v' (attnum 0) a view that reads such a column, directly or through
+ *       other views: strict mode keeps it from sessions it masks for,
+ *       unless a rule names some column of the view itself;
+ *   'n' any other column of a user relation, for a columns phase.
+ */
+static char *build_catalog_sql(const struct rule *r, size_t n, bool every_column)
+{
+	char *anc = rule_filter(r, n, "an.nspname", "ac.relname", "a.attname");
+	char *src = rule_filter(r, n, "n.nspname", "c.relname", "a.attname");
+	char *sql = xasprintf(
+	    "WITH RECURSIVE up(relid, anc) AS ("
+	    " SELECT c.oid, c.oid FROM pg_catalog.pg_class c"
+	    " WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')"
+	    " UNION SELECT up.relid, i.inhparent FROM up"
+	    " JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc),"
+	    " viewdep(view, relid, attnum) AS ("
+	    " SELECT DISTINCT w.ev_class, d.refobjid, d.refobjsubid FROM pg_catalog.pg_depend d"
+	    " JOIN pg_catalog.pg_rewrite w ON d.classid = 'pg_catalog.pg_rewrite'::regclass"
+	    " AND d.objid = w.oid"
+	    " WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjsubid > 0"
+	    " AND d.refobjid <> w.ev_class),"
+	    " taint(view, nsp, rel, att) AS ("
+	    " SELECT vd.view, n.nspname, c.relname, a.attname FROM viewdep vd"
+	    " JOIN pg_catalog.pg_class c ON c.oid = vd.relid"
+	    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	    " JOIN pg_catalog.pg_attribute a ON a.attrelid = vd.relid AND a.attnum = vd.attnum"
+	    " WHERE %s"
+	    " UNION SELECT vd.view, t.nsp, t.rel, t.att FROM viewdep vd"
+	    " JOIN taint t ON vd.relid = t.view)"
+	    " SELECT up.relid, a.attnum, an.nspname, ac.relname, a.attname, own.nspname,"
+	    " oc.relname, 'c' FROM up"
+	    " JOIN pg_catalog.pg_class ac ON ac.oid = up.anc"
+	    " JOIN pg_catalog.pg_namespace an ON an.oid = ac.relnamespace"
+	    " JOIN pg_catalog.pg_class oc ON oc.oid = up.relid"
+	    " JOIN pg_catalog.pg_namespace own ON own.oid = oc.relnamespace"
+	    " JOIN pg_catalog.pg_attribute a ON a.attrelid = up.relid AND a.attnum > 0"
+	    " AND NOT a.attisdropped"
+	    " WHERE %s"
+	    " UNION ALL SELECT t.view, 0, t.nsp, t.rel, t.att, n.nspname, c.relname, 'v'"
+	    " FROM taint t JOIN pg_catalog.pg_class c ON c.oid = t.view"
+	    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	    "%s",
+	    src, anc,
+	    every_column ? " UNION ALL SELECT c.oid, a.attnum, n.nspname, c.relname, a.attname,"
+	                   " n.nspname, c.relname, 'n' FROM pg_catalog.pg_attribute a"
+	                   " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
+	                   " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	                   " WHERE a.attnum > 0 AND NOT a.attisdropped"
+	                   " AND c.relkind IN ('r', 'v', 'm', 'f', 'p')"
+	                   " AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+	                   " AND n.nspname NOT LIKE 'pg!_toast%' ESCAPE '!'"
+	                 : "");
+	free(anc);
+	free(src);
+	return sql;
 }
 
 bool masking_configure(const struct lua_mask_decl *decls, size_t n, bool every_column, char **err)
@@ -295,27 +352,41 @@ static char *text_column(struct pkt_reader *r)
 	return v ? xstrndup((const char *)v, n) : NULL;
 }
 
+/* "a\0b\0c\0" in one block. */
+static char *three_names(const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a) + 1, lb = strlen(b) + 1, lc = strlen(c) + 1;
+	char *names = xmalloc(la + lb + lc);
+	memcpy(names, a, la);
+	memcpy(names + la, b, lb);
+	memcpy(names + la + lb, c, lc);
+	return names;
+}
+
 void masking_catalog_row(struct pool_db *db, const uint8_t *body, uint32_t len)
 {
 	struct mask_catalog *cat = catalog_of(db);
 	struct pkt_reader r;
 	pr_init(&r, body, len);
-	if (pr_uint16(&r) != 5)
+	if (pr_uint16(&r) != 8)
 		return;
-	char *f[5];
-	for (int i = 0; i < 5; i++)
+	char *f[8];
+	for (int i = 0; i < 8; i++)
 		f[i] = text_column(&r);
+	bool whole = true;
+	for (int i = 0; i < 8; i++)
+		whole &= f[i] != NULL;
 	uint64_t matched = 0;
-	if (f[0] && f[1] && f[2] && f[3] && f[4]) {
-		for (size_t i = 0; i < n_rules; i++) {
-			if (glob_match(rules[i].schema, f[2]) && glob_match(rules[i].table, f[3]) &&
-			    glob_match(rules[i].column, f[4]))
-				matched |= 1ull << i;
-		}
+	for (size_t i = 0; whole && i < n_rules; i++) {
+		if (glob_match(rules[i].schema, f[2]) && glob_match(rules[i].table, f[3]) &&
+		    glob_match(rules[i].column, f[4]))
+			matched |= 1ull << i;
 	}
-	bool named = named_columns && f[2] && f[3] && f[4] && f[0] && f[1] &&
-	             cat->next_n < MASKING_MAX_NAMED_COLUMNS;
-	if (matched || named) {
+	char kind = whole ? f[7][0] : 0;
+	bool keep = (kind == 'c' || kind == 'v') ? matched != 0
+	            : kind == 'n' ? named_columns && cat->next_n < MASKING_MAX_NAMED_COLUMNS
+	                          : false;
+	if (keep) {
 		if (cat->next_n == cat->next_cap) {
 			cat->next_cap = cat->next_cap ? cat->next_cap * 2 : 16;
 			cat->next = xrealloc(cat->next, cat->next_cap * sizeof(*cat->next));
@@ -326,15 +397,16 @@ void masking_catalog_row(struct pool_db *db, const uint8_t *body, uint32_t len)
 		    .attnum = (int16_t)atoi(f[1]),
 		    .rules = matched,
 		};
-		if (named) {
-			size_t a = strlen(f[2]) + 1, b = strlen(f[3]) + 1, c = strlen(f[4]) + 1;
-			col->names = xmalloc(a + b + c);
-			memcpy(col->names, f[2], a);
-			memcpy(col->names + a, f[3], b);
-			memcpy(col->names + a + b, f[4], c);
+		if (kind == 'v') {
+			/* A view: its own names, and the masked column it reads. */
+			char *source = xasprintf("%s.%s.%s", f[2], f[3], f[4]);
+			col->names = three_names(f[5], f[6], source);
+			free(source);
+		} else {
+			col->names = three_names(f[5], f[6], f[4]);
 		}
 	}
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 8; i++)
 		free(f[i]);
 }
 
@@ -367,9 +439,27 @@ void masking_catalog_end(struct pool_db *db, bool ok)
 	cat->next = NULL;
 	cat->next_n = cat->next_cap = 0;
 	qsort(cat->cols, cat->n, sizeof(*cat->cols), column_cmp);
-	cat->n_masked = 0;
+	/* A column named both as itself and through an ancestor: one entry, all rules. */
+	size_t kept = 0;
+	for (size_t i = 0; i < cat->n; i++) {
+		struct column_rules *prev = kept ? &cat->cols[kept - 1] : NULL;
+		if (prev && cat->cols[i].attnum > 0 && column_cmp(prev, &cat->cols[i]) == 0) {
+			prev->rules |= cat->cols[i].rules;
+			free(cat->cols[i].names);
+			continue;
+		}
+		cat->cols[kept++] = cat->cols[i];
+	}
+	cat->n = kept;
+	free(cat->named);
+	cat->named = NULL;
+	cat->n_masked = cat->n_named = 0;
 	for (size_t i = 0; i < cat->n; i++)
-		cat->n_masked += cat->cols[i].rules != 0;
+		if (cat->cols[i].rules) {
+			cat->n_masked += cat->cols[i].attnum > 0;
+			cat->named = xrealloc(cat->named, (cat->n_named + 1) * sizeof(*cat->named));
+			cat->named[cat->n_named++] = &cat->cols[i];
+		}
 	cat->loaded = true;
 	cat->loaded_at = now_usec();
 	cat->generation = generation;
@@ -401,6 +491,7 @@ void masking_catalog_free(struct pool_db *db)
 		return;
 	free_columns(cat->cols, cat->n);
 	free_columns(cat->next, cat->next_n);
+	free(cat->named);
 	free(cat);
 	db->mask_catalog = NULL;
 }
@@ -491,20 +582,97 @@ static bool anything_masked_for(const struct client *c)
 	return false;
 }
 
+/*
+ * Whether column reference col may be a column of the statement's table k:
+ * its known table; or every table it may be (an alias of a subquery or
+ * CTE matches none: what they read was checked where they read it).
+ */
+static bool may_be_of(const struct sqlinfo_column *col, size_t k, const struct sqlinfo_table *t)
+{
+	return col->table_index >= 0 ? (size_t)col->table_index == k
+	                             : !col->table || strcmp(col->table, t->name) == 0;
+}
+
+static struct rule *rule_for(const struct column_rules *col, const struct client *c);
+
+/* A catalog entry's own relation is table t as the statement names it. */
+static bool is_relation(const struct column_rules *e, const struct sqlinfo_table *t)
+{
+	const char *schema = e->names, *table = schema + strlen(schema) + 1;
+	return strcmp(t->name, table) == 0 && (!t->schema || strcmp(t->schema, schema) == 0);
+}
+
+/* Some column of view relid is itself masked for c: its author named what it shows. */
+static bool view_reviewed(const struct mask_catalog *cat, uint32_t relid, const struct client *c)
+{
+	for (size_t i = 0; i < cat->n_named; i++)
+		if (cat->named[i]->relid == relid && cat->named[i]->attnum > 0 &&
+		    rule_for(cat->named[i], c))
+			return true;
+	return false;
+}
+
+/*
+ * What the catalog knows beyond the rules' names: partitions and children
+ * of masked tables, and views that read masked columns.
+ */
+static bool catalog_allows(const struct client *c, const struct mask_catalog *cat,
+                           const struct sqlinfo_stmt *st, char **why)
+{
+	for (size_t k = 0; k < st->n_tables; k++) {
+		const struct sqlinfo_table *t = &st->tables[k];
+		for (size_t i = 0; i < cat->n_named; i++) {
+			const struct column_rules *e = cat->named[i];
+			if (!is_relation(e, t) || !rule_for(e, c))
+				continue;
+			const char *column = e->names + strlen(e->names) + 1;
+			column += strlen(column) + 1;
+			if (e->attnum == 0) {
+				if (view_reviewed(cat, e->relid, c))
+					continue;
+				*why = xasprintf(
+				    "%s reads the masked column %s, and no mask rule names "
+				    "its own columns (mask_strict)",
+				    t->name, column);
+				return false;
+			}
+			for (size_t j = 0; j < st->n_columns; j++) {
+				const struct sqlinfo_column *col = &st->columns[j];
+				if (col->derived && may_be_of(col, k, t) &&
+				    (strcmp(col->name, "*") == 0 ||
+				     strcmp(col->name, column) == 0)) {
+					*why = xasprintf(
+					    "%s.%s is masked: it may only be selected as a "
+					    "plain output column (mask_strict)",
+					    t->name, column);
+					return false;
+				}
+			}
+		}
+	}
+	return true;
+}
+
 bool masking_strict_allows(const struct client *c, const struct sqlinfo_stmt *st, char **why)
 {
 	if (!cf->mask_strict || !anything_masked_for(c))
 		return true;
+	/* Code the text does not show: it could read a masked column and send it out
+	 * in a notice, an error or a table. */
+	if (st->kind == SQLINFO_DO || st->kind == SQLINFO_CALL ||
+	    strcmp(st->command, "CREATE FUNCTION") == 0 ||
+	    strcmp(st->command, "CREATE PROCEDURE") == 0) {
+		*why =
+		    xasprintf("%s runs code that masking cannot follow (mask_strict)", st->command);
+		return false;
+	}
 	for (size_t i = 0; i < st->n_columns; i++) {
 		const struct sqlinfo_column *col = &st->columns[i];
 		if (!col->derived)
 			continue;
-		/* Known table; or every table it may be (an alias of a subquery or
-		 * CTE matches none: what they read was checked where they read it). */
 		for (size_t k = 0; k < st->n_tables; k++) {
 			const struct sqlinfo_table *t = &st->tables[k];
-			if (col->table_index >= 0 ? (size_t)col->table_index != k
-			                          : col->table && strcmp(col->table, t->name) != 0)
+			if (!may_be_of(col, k, t))
 				continue;
 			const struct rule *r = masks(c, t, col->name);
 			if (!r)
@@ -538,7 +706,13 @@ bool masking_strict_allows(const struct client *c, const struct sqlinfo_stmt *st
 			return false;
 		}
 	}
-	return true;
+	const struct mask_catalog *cat = c->pool ? c->pool->db->mask_catalog : NULL;
+	return !cat || !cat->loaded || catalog_allows(c, cat, st, why);
+}
+
+bool masking_catalog_unread(const struct pool_db *db)
+{
+	return masking_active() && (!db->mask_catalog || !db->mask_catalog->loaded);
 }
 
 static struct rule *rule_for(const struct column_rules *col, const struct client *c)
