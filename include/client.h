@@ -80,7 +80,9 @@ struct client {
 	struct mask_plan *mask_plan;
 	bool mask_described; /* the current result's RowDescription has been seen */
 	bool mask_refusing; /* a result was refused: its messages are dropped up to ReadyForQuery */
-	uint32_t mask_skip; /* bytes of a dropped server message still to come */
+	/* ... while more statements of its pipeline run: the connection must end (server.c) */
+	bool mask_abort;
+	uint32_t mask_skip;     /* bytes of a dropped server message still to come */
 	char *masked_columns;   /* of the current request, for its audit record */
 	uint64_t masked_values; /* of the current request */
 	/* It sent DDL: the masked columns are read again after each of its requests until

@@ -34,6 +34,7 @@ struct checked_stmt {
 	unsigned refs;
 	bool extended;
 	bool rewritten;
+	bool multi;   /* a Query of several statements */
 	char *script; /* the script that rewrote it, or NULL */
 	char *text;   /* as the client sent it */
 	char *sent;   /* as the server got it: the rewrite, or text itself */
@@ -120,6 +121,13 @@ void outcome_server_message(struct client *client, uint8_t type, const uint8_t *
  */
 bool outcome_execute_columns(struct client *client, const uint8_t **rowdesc, uint32_t *len,
                              const int16_t **formats, uint16_t *n_formats);
+
+/*
+ * More of the request's pipeline follows the answer the server sends now:
+ * later statements of a multi-statement Query, or Executes before the
+ * next Sync (other than the Execute of a portal whose Describe this is).
+ */
+bool outcome_more_follows(struct client *client);
 
 /* The server answers a Describe now: its RowDescription describes no rows that follow. */
 bool outcome_describing(struct client *client);

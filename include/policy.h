@@ -39,6 +39,7 @@ struct policy_result {
 	char *message; /* POLICY_DENIED */
 	char *script;  /* the script that denied or last rewrote, for the audit log */
 	char sqlstate[6];
+	bool multi; /* the text held several statements */
 };
 
 /*

@@ -632,6 +632,8 @@ static void check_statement(struct client *c, uint8_t type, uint32_t body_len)
 			st = checked_stmt_new(sql, sql_len, extended,
 			                      r.decision == POLICY_REWRITTEN ? r.sql : NULL,
 			                      r.script);
+		if (st)
+			st->multi = r.multi;
 		if (extended)
 			outcome_parsed(c, body, st);
 		else

@@ -539,6 +539,26 @@ bool outcome_execute_columns(struct client *c, const uint8_t **rowdesc, uint32_t
 	return true;
 }
 
+bool outcome_more_follows(struct client *c)
+{
+	struct outcome_client *oc = c->outcome;
+	if (!oc || oc->len == 0)
+		return false;
+	struct request *head = queue_at(oc, 0);
+	if (head->type == 'Q')
+		return head->st && head->st->multi;
+	/* A Describe of a portal answers for that portal's Execute, which is not more. */
+	uint64_t described = head->type == 'd' && head->portal ? head->bind_id : 0;
+	for (size_t i = 1; i < oc->len; i++) {
+		const struct request *r = queue_at(oc, i);
+		if (r->type == 'S' || r->type == 'Q' || r->type == 'F')
+			return false;
+		if (r->type == 'E' && !(described && r->bind_id == described))
+			return true;
+	}
+	return false;
+}
+
 bool outcome_describing(struct client *c)
 {
 	struct outcome_client *oc = c->outcome;

@@ -671,6 +671,7 @@ void policy_check(struct client *c, const char *sql, size_t len, bool extended,
 		goto done;
 	}
 	struct sqlinfo *info = sqlinfo_cache_analyse(cache, sql, len);
+	out->multi = info->n_stmts > 1;
 	if (info->error != SQLINFO_OK) {
 		/* What cannot be analysed cannot be checked: fail closed, as PostgreSQL would word
 		 * it. */

@@ -1045,6 +1045,7 @@ enum mask_step {
 	MASK_PASS,    /* forward it as usual */
 	MASK_DROPPED, /* sent masked, or dropped: it is gone from the input */
 	MASK_WAIT,    /* not all of it is here yet */
+	MASK_CLOSE,   /* the connection must end (see refuse_result) */
 };
 
 /* Largest RowDescription read for masking: thousands of columns. */
@@ -1062,6 +1063,13 @@ static void refuse_result(struct client *c, const char *why)
 	masking_plan_free(c->mask_plan);
 	c->mask_plan = NULL;
 	c->mask_refusing = true;
+	/*
+	 * The client now takes its pipeline to have stopped here, as after a
+	 * server error; but the server goes on with the statements behind it.
+	 * Ending both connections before the pipeline's ReadyForQuery rolls
+	 * its open transaction back, and tells the client the truth.
+	 */
+	c->mask_abort = outcome_more_follows(c);
 }
 
 static enum mask_step mask_message(struct server *s, struct client *c, uint8_t type, uint32_t len,
@@ -1070,6 +1078,8 @@ static enum mask_step mask_message(struct server *s, struct client *c, uint8_t t
 	struct evbuffer *in = s->sb.in;
 	bool whole = avail >= PROTO_HEADER_LEN + len;
 	if (c->mask_refusing) {
+		if (c->mask_abort)
+			return MASK_CLOSE;
 		if (type == 'Z') {
 			c->mask_refusing = false;
 			c->mask_described = false;
@@ -1246,6 +1256,18 @@ static bool server_process(struct server *s)
 			enum mask_step step = mask_message(s, c, type, len, avail);
 			if (step == MASK_WAIT)
 				return true;
+			if (step == MASK_CLOSE) {
+				s->client = NULL;
+				c->server = NULL;
+				client_fail(
+				    c, "42501",
+				    "masking refused a result in the middle of a pipeline: the "
+				    "connection is closed; statements after it may have run, and "
+				    "a transaction they left open is rolled back");
+				server_close(
+				    s, "masking refused a result in the middle of a pipeline");
+				return false;
+			}
 			if (step == MASK_DROPPED)
 				continue;
 		}

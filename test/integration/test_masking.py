@@ -387,3 +387,35 @@ def test_rules_stand_over_the_columns_phase(pooler, tmp_path, customers):
         # email is declared with sieve.mask.email: the script's own masker for it is not used.
         assert c.execute(f"select email, note from {customers} where id = 1").fetchone() == \
             ("***@corp.example", "***")
+
+
+def test_refusal_in_the_middle_of_a_pipeline_ends_the_connection(pooler, tmp_path, customers,
+                                                                  pg):
+    # The client would take the INSERT behind a refused result for skipped, as
+    # after a server error; the server runs it. Ending the connection rolls the
+    # transaction back and says so.
+    p = masked_pooler(pooler, tmp_path, customers, max_masked_row_size="4096")
+    pg.sql(f"INSERT INTO {customers} VALUES (9, repeat('x', 200000) || '@big.example', "
+           f"NULL, NULL)")
+    pg.sql(f"CREATE TABLE IF NOT EXISTS {customers}_log (n int)")
+    pg.sql(f"GRANT ALL ON {customers}_log TO PUBLIC")
+    try:
+        c = p.connect(autocommit=True)
+        c.execute("begin")
+        with pytest.raises(psycopg.OperationalError, match="middle of a pipeline"):
+            psycopg.ClientCursor(c).execute(
+                f"select email from {customers} where id = 9; "
+                f"insert into {customers}_log values (1)")
+        c.close()
+        from helpers import wait_for
+        wait_for(lambda: pg.sql(f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                f"'%{customers}_log%' AND pid <> pg_backend_pid()")[0][0] == 0,
+                 10, what="the server connection to end")
+        assert pg.sql(f"SELECT count(*) FROM {customers}_log")[0][0] == 0
+        # A refusal with nothing behind it keeps the session.
+        with p.connect() as c2:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="larger"):
+                c2.execute(f"select email from {customers} where id = 9").fetchall()
+            assert c2.execute("select 1").fetchone() == (1,)
+    finally:
+        pg.sql(f"DROP TABLE IF EXISTS {customers}_log")
