@@ -7,15 +7,19 @@ is masked end to end; a row over max_masked_row_size ends its query with
 values are checked on the bytes the client received.
 """
 
+import os
 import socket
 import threading
 import time
 
 import pytest
 
-from conftest import IS_PGBOUNCER
+from conftest import IS_PGBOUNCER, VALGRIND
 from helpers import query_message, startup_packet
 from maskcheck import Detector, proc_status_kb, raw_connect, run_extended, run_simple
+
+# ASan's quarantine and valgrind keep freed memory: RSS says nothing there.
+MEASURES_MEMORY = not VALGRIND and "ASAN_OPTIONS" not in os.environ
 
 pytestmark = pytest.mark.skipif(IS_PGBOUNCER, reason="pgsieve's masking")
 
@@ -174,8 +178,9 @@ def test_million_masked_rows_stream_with_flat_memory(pooler, tmp_path, big_data)
     assert not errors, f"{errors[:2]}; {report}"
     assert not seen, f"clear values reached the client: {seen}; {report}"
     assert rows == ROWS and marked == ROWS, report
-    assert sampler.peak - base < RSS_BOUND_KB, report
-    assert hwm - base < RSS_BOUND_KB, report
+    if MEASURES_MEMORY:
+        assert sampler.peak - base < RSS_BOUND_KB, report
+        assert hwm - base < RSS_BOUND_KB, report
 
 
 def huge_answer(conn, mode):
@@ -224,7 +229,8 @@ def test_row_over_max_masked_row_size_ends_the_query(pooler, tmp_path, big_data,
         assert not DETECTOR.leaks(conn.received)
         assert len(conn.received) < 64 * 1024
         # The refused row is dropped as it comes, never held whole.
-        assert hwm - base < RSS_BOUND_KB, f"VmHWM {hwm} kB, baseline {base} kB"
+        if MEASURES_MEMORY:
+            assert hwm - base < RSS_BOUND_KB, f"VmHWM {hwm} kB, baseline {base} kB"
         # The same session goes on: a plain query, then a masked one.
         ok = run_simple(conn, "SELECT 41 + 1")
         assert not ok.errors and bytes(ok.rows[0]).endswith(b"42"), ok
