@@ -537,6 +537,65 @@ def test_rule_approvers_restrict_who_answers(pooler, tmp_path, table, pool_exec,
     fut.result(timeout=10)
 
 
+def test_token_identities_groups_and_grants(pooler, tmp_path, table, pool_exec, conns):
+    """With token logins, the identity is whom a statement belongs to: it
+    is shown, compared against the approver, and what a grant is for."""
+    oidc = pytest.importorskip("test_oidc")
+    keys = oidc.Keys()
+    keys.add_rsa("rsa-1")
+    (tmp_path / "jwks.json").write_text(keys.jwks())
+    (tmp_path / "ident.conf").write_text(oidc.IDENT)
+    auth = default_auth_users()
+    auth["bot-7"] = ""
+    hba = ("host testdb appuser 127.0.0.1/32 oidc\n"
+           "host all all 127.0.0.1/32 trust\n")
+    p = approvals_pooler(
+        pooler, tmp_path, rules='{ kinds = { "delete" }, groups = { "agents" } }',
+        settings={"auth_type": "hba", "oidc_issuer": oidc.ISSUER,
+                  "oidc_audience": oidc.AUDIENCE, "oidc_jwks_file": str(tmp_path / "jwks.json"),
+                  "auth_ident_file": str(tmp_path / "ident.conf"), "oidc_ident_map": "tokens",
+                  "oidc_allow_insecure_transport": "1", "approval_users": "appuser, bot-7"},
+        hba=hba, auth_users=auth)
+
+    def agent(sub, groups):
+        c = psycopg.connect(host=p.host, port=p.port, dbname="testdb", user="appuser",
+                            password=keys.token("rsa-1", sub=sub, groups=groups),
+                            autocommit=True, sslmode="disable", prepare_threshold=None)
+        conns.append(c)
+        return c
+
+    p.pg.sql(f"insert into {table} select generate_series(1, 10)")
+    adm = console(p)
+    conns.append(adm)
+    bot = agent("bot-7", ["agents"])
+    fut = pool_exec.submit(lambda: bot.execute(f"delete from {table} where v = 1").rowcount)
+    [row] = pending(adm)
+    assert row["identity"] == "bot-7" and row["user"] == "appuser"
+    # The bot's own console login may not answer for it.
+    own = console(p, user="bot-7")
+    conns.append(own)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="your own statement"):
+        run(own, f"APPROVE {row['id']}")
+    run(adm, f"APPROVE {row['id']} FOR 1h")
+    assert fut.result(timeout=10) == 1
+    [g] = show(adm, "GRANTS")
+    assert g["principal"] == "bot-7"
+    assert bot.execute(f"delete from {table} where v = 2").rowcount == 1   # granted
+    # Another identity with the same role is not covered by bot-7's grant.
+    other = agent("bot-8", ["agents"])
+    fut = pool_exec.submit(lambda: other.execute(f"delete from {table} where v = 3").rowcount)
+    [row] = pending(adm)
+    assert row["identity"] == "bot-8"
+    run(adm, f"DENY {row['id']}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        fut.result(timeout=10)
+    # Outside the group the rule does not apply.
+    assert agent("bot-9", ["people"]).execute(
+        f"delete from {table} where v = 4").rowcount == 1
+    [used] = wait_audit(tmp_path, "grant_used")
+    assert used["identity"] == "bot-7" and used["principal"] == "bot-7"
+
+
 # ------------------------------------------------------------------ webhook
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -643,6 +702,27 @@ def test_reload_keeps_holds_and_shutdown_fails_them(pooler, tmp_path, table, con
     raws[0].close()
     assert p.wait_exit(5) is not None
     wait_audit(tmp_path, "approval_cancelled")
+
+
+def test_suspend_for_online_restart_fails_holds(pooler, tmp_path, table, conns):
+    p = approvals_pooler(pooler, tmp_path)
+    adm = console(p)
+    conns.append(adm)
+    raw = RawConn(p.host, p.port)
+    raw.startup(CLIENT, "testdb")
+    raw.send(query_message(f"delete from {table}"))
+    assert raw.read_msg()[0] == b"N"
+    [row] = pending(adm)
+    p.expect_fatal("cancelled: pgsieve is restarting")
+    run(adm, "SUSPEND")
+    msgs, closed, _ = raw.read_until_closed(5)
+    [err] = errors_in(msgs)
+    assert err["C"] == "57P01"
+    assert err["M"] == f"approval {row['id']} cancelled: pgsieve is restarting"
+    assert closed
+    run(adm, "RESUME")
+    assert show(adm, "APPROVALS") == []
+    p.assert_serves()
 
 
 def test_approval_timeout_must_be_below_idle_transaction_timeout(pooler, tmp_path):
