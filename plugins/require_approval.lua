@@ -15,7 +15,14 @@
 -- A rule matches when every condition it has holds (a rule without any
 -- matches every statement); the first matching rule decides:
 --   kinds       stmt.kind (select, insert, update, delete, merge, ddl, copy,
---               call, do, utility, ...) or the command tag ("DROP TABLE")
+--               call, do, utility, ...) or the command tag ("DROP TABLE").
+--               A rule naming a write (insert, update, delete, merge) also
+--               matches a SELECT that writes through a WITH clause and every
+--               statement whose effect the analysis cannot see (DO, CALL,
+--               EXECUTE: stmt.opaque), so that wrapping does not evade it. A
+--               write inside the WITH of another kind of write counts as
+--               that kind: rules that must catch every write to a table
+--               should name the table (tables, access = "write").
 --   tables      "schema.table" or "schema.*"; some table the statement
 --               touches must be listed (unqualified names are taken to be
 --               in default_schema)
@@ -29,6 +36,7 @@
 --               admin_users or approval_users member
 --   ttl         seconds to wait, at most approval_timeout
 
+local write_kinds = { insert = true, update = true, delete = true, merge = true }
 local rules = {}
 local default_schema = "public"
 
@@ -71,8 +79,16 @@ local function in_groups(set, session)
   return false
 end
 
+local function kind_matches(rule, stmt)
+  if rule.kinds[stmt.kind] or rule.kinds[stmt.command] then
+    return true
+  end
+  -- Writes the top level does not show: a data-modifying CTE under a SELECT, or opaque code.
+  return rule.writes and (stmt.opaque or (stmt.kind == "select" and stmt.writes))
+end
+
 local function matches(rule, stmt, session)
-  if rule.kinds and not (rule.kinds[stmt.kind] or rule.kinds[stmt.command]) then
+  if rule.kinds and not kind_matches(rule, stmt) then
     return false
   end
   if rule.tables and not table_matches(rule, stmt) then
@@ -108,8 +124,14 @@ return {
       if r.ttl ~= nil and (type(r.ttl) ~= "number" or r.ttl < 1) then
         return ("rule %d: ttl must be a number of seconds"):format(i)
       end
+      local kinds = set_of(r.kinds, "kinds", i)
+      local writes = false
+      for k in pairs(kinds or {}) do
+        writes = writes or write_kinds[k] == true
+      end
       rules[i] = {
-        kinds = set_of(r.kinds, "kinds", i),
+        kinds = kinds,
+        writes = writes,
         tables = set_of(r.tables, "tables", i),
         roles = set_of(r.roles, "roles", i),
         identities = set_of(r.identities, "identities", i),
