@@ -7,6 +7,7 @@ outside a transaction holds no server connection. APPROVE id FOR interval
 is a just-in-time grant of that statement shape to that principal.
 """
 
+import asyncio
 import concurrent.futures
 import http.server
 import json
@@ -17,6 +18,7 @@ import subprocess
 import threading
 import time
 
+import asyncpg
 import psycopg
 import pytest
 
@@ -242,6 +244,50 @@ def test_cancel_request_while_held(pooler, tmp_path, table, pool_exec, conns):
         fut.result(timeout=10)
     assert show(adm, "APPROVALS") == []
     assert c.execute("select 4").fetchone()[0] == 4
+
+
+def test_drivers_with_prepared_statements(pooler, tmp_path, table, conns):
+    """asyncpg prepares named statements (Parse, Describe, Sync, then Bind,
+    Execute): the Parse is what is held; the rest follows once approved."""
+    p = approvals_pooler(pooler, tmp_path)
+    p.pg.sql(f"insert into {table} select generate_series(1, 5)")
+    adm = console(p)
+    conns.append(adm)
+
+    async def answer(verb):
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(None, pending, adm)
+        await loop.run_in_executor(None, run, adm, f"{verb} {rows[0]['id']}")
+
+    async def go():
+        conn = await asyncpg.connect(host=p.host, port=p.port, user=CLIENT, database="testdb",
+                                     ssl=False)
+        try:
+            task = asyncio.ensure_future(conn.execute(f"delete from {table} where v = $1", 1))
+            await answer("APPROVE")
+            assert await task == "DELETE 1"
+            task = asyncio.ensure_future(conn.fetchval(
+                f"with d as (delete from {table} where v < $1 returning 1) "
+                f"select count(*) from d", 4))
+            await answer("DENY")
+            with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+                await task
+            assert await conn.fetchval("select $1::int + 1", 41) == 42
+        finally:
+            await conn.close()
+    asyncio.run(go())
+    assert p.pg.sql(f"select count(*) from {table}")[0][0] == 4
+
+
+def test_observe_mode_only_logs_the_hold(pooler, tmp_path, table, conns):
+    p = approvals_pooler(pooler, tmp_path, settings={"policy_mode": "observe"})
+    c = client_conn(p)
+    conns.append(c)
+    c.execute(f"insert into {table} values (1)")
+    assert c.execute(f"delete from {table}").rowcount == 1
+    p.wait_log(r"policy \(observe\): would hold for approval: deletes need a person")
+    with console(p) as adm:
+        assert show(adm, "APPROVALS") == []
 
 
 # ------------------------------------------------------------------ grants
@@ -813,6 +859,26 @@ def test_plugin_rules_match_tables_roles_and_kinds(pooler, tmp_path, table, pool
         c2.execute(f"insert into {table} values (2)")
 
 
+def test_plugin_kinds_see_through_ctes_and_opaque_statements(pooler, tmp_path, table, pool_exec,
+                                                             conns):
+    p = approvals_pooler(pooler, tmp_path)
+    c = client_conn(p)
+    conns.append(c)
+    adm = console(p)
+    conns.append(adm)
+    c.execute(f"insert into {table} values (1)")
+    c.execute(f"update {table} set v = 2")                 # not a delete: runs
+    for sql in (f"with d as (delete from {table} returning 1) select count(*) from d",
+                f"do $$ begin delete from {table}; end $$"):
+        fut = pool_exec.submit(c.execute, sql)
+        [row] = pending(adm)
+        assert row["statement"] == sql
+        run(adm, f"DENY {row['id']}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            fut.result(timeout=10)
+    assert p.pg.sql(f"select count(*) from {table}")[0][0] == 1
+
+
 def test_broken_plugin_options_are_refused(pooler, tmp_path):
     p = approvals_pooler(pooler, tmp_path, start=False, rules='{ access = "sometimes" }')
     out = subprocess.run([str(POOLER_BIN), "--check", str(p.ini_path)], capture_output=True,
@@ -871,6 +937,7 @@ def test_200_held_clients_while_pgbench_runs(pooler, tmp_path, table, bench, con
              "-j", "2", "-T", "5", "-n", "benchdb"],
             capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
+        print(out.stdout)
         done = int(re.search(r"number of transactions actually processed: (\d+)",
                              out.stdout).group(1))
         assert done > 100
