@@ -950,9 +950,12 @@ static bool client_process(struct client *c)
 		}
 		bool tracking = prepared_tracking(c->pool);
 		bool outcomes = outcome_tracking();
-		bool checking = !c->policy_checked &&
-		                (((policy_enabled() || outcomes) && (type == 'Q' || type == 'P')) ||
-		                 (outcomes && (type == 'B' || type == 'C')));
+		/* An answer is applied even if a RELOAD has dropped every script since. */
+		bool answered = c->approval_passed || c->approval_refusal;
+		bool checking =
+		    !c->policy_checked &&
+		    (((policy_enabled() || outcomes || answered) && (type == 'Q' || type == 'P')) ||
+		     (outcomes && (type == 'B' || type == 'C')));
 		/* Statement names are rewritten, statements checked, Executes followed: such
 		 * messages are handled whole. */
 		if ((checking || c->skip_to_sync || (tracking && prepared_needs_whole(type)) ||

@@ -750,6 +750,27 @@ def test_reload_keeps_holds_and_shutdown_fails_them(pooler, tmp_path, table, con
     wait_audit(tmp_path, "approval_cancelled")
 
 
+def test_answer_applies_after_a_reload_dropped_the_scripts(pooler, tmp_path, table, pool_exec,
+                                                          conns):
+    """A denial must hold even when no script (and no audit) is left to
+    look at the statement again."""
+    p = approvals_pooler(pooler, tmp_path, settings={"audit_file": None})
+    c = client_conn(p)
+    conns.append(c)
+    c.execute(f"insert into {table} values (1)")
+    adm = console(p)
+    conns.append(adm)
+    fut = pool_exec.submit(c.execute, f"delete from {table}")
+    [row] = pending(adm)
+    p.write_config(settings={"policy_scripts": None})
+    p.reload()
+    run(adm, f"DENY {row['id']}")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        fut.result(timeout=10)
+    assert p.pg.sql(f"select count(*) from {table}")[0][0] == 1
+    assert c.execute(f"delete from {table}").rowcount == 1    # no policy: runs
+
+
 def test_suspend_for_online_restart_fails_holds(pooler, tmp_path, table, conns):
     p = approvals_pooler(pooler, tmp_path)
     adm = console(p)
