@@ -26,6 +26,8 @@
 
 struct event_base;
 
+/* The longest grant: a standing permission belongs in the role's privileges. */
+#define APPROVALS_MAX_GRANT ((usec_t)30 * 86400 * USEC_PER_SEC)
 /* Live grants, at most; APPROVE ... FOR beyond that is refused. */
 #define APPROVALS_MAX_GRANTS 10000
 

@@ -1500,8 +1500,8 @@ static bool parse_interval(const char *text, usec_t *out, char **why)
 			snprintf(buf + n, sizeof(buf) - n, "%s", words[i].unit);
 	if (!config_parse_time(buf, out, why))
 		return false;
-	if (*out <= 0) {
-		*why = xstrdup("the interval must be longer than 0");
+	if (*out <= 0 || *out > APPROVALS_MAX_GRANT) {
+		*why = xstrdup("the interval must be longer than 0 and at most 30 days");
 		return false;
 	}
 	return true;

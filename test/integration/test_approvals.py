@@ -190,6 +190,10 @@ def test_denied_statement_gets_42501_with_the_reason(pooler, tmp_path, table, po
         run(adm, "APPROVE 1 FOREVER")
     with pytest.raises(psycopg.Error, match="interval|time"):
         run(adm, "APPROVE 1 FOR soon")
+    with pytest.raises(psycopg.Error, match="at most 30 days"):
+        run(adm, "APPROVE 1 FOR 31 days")
+    with pytest.raises(psycopg.Error, match="at most 30 days|too large|invalid"):
+        run(adm, "APPROVE 1 FOR 99999999999999999999d")
 
 
 def test_timeout_gives_57014_with_reason_and_id(pooler, tmp_path, table, conns):
