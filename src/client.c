@@ -652,6 +652,11 @@ static bool hold_for_approval(struct client *c, const char *sql, size_t sql_len,
 	usec_t timeout = config_approval_timeout(cf);
 	if (r->ttl > 0 && (usec_t)r->ttl * USEC_PER_SEC < timeout)
 		timeout = (usec_t)r->ttl * USEC_PER_SEC;
+	/* A [users] idle_transaction_timeout (of the pool's login user, as the janitor's). */
+	const struct user_config *pu = cf->users ? config_find_user(cf, c->pool->user->name) : NULL;
+	if (pu && pu->idle_transaction_timeout > 0 && timeout >= pu->idle_transaction_timeout)
+		timeout =
+		    pu->idle_transaction_timeout / 2 > 0 ? pu->idle_transaction_timeout / 2 : 1;
 	char *text = xstrndup(sql, sql_len);
 	struct approval_request req = {
 	    .session = c->id,

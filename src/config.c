@@ -1381,6 +1381,17 @@ static bool config_check(const struct config *c, const char *setting, char **err
 		                 (double)c->idle_transaction_timeout / USEC_PER_SEC);
 		return false;
 	}
+	for (const struct user_config *u = c->users; explicit && u; u = u->next) {
+		if (u->idle_transaction_timeout > 0 &&
+		    c->approval_timeout >= u->idle_transaction_timeout) {
+			*err = xasprintf("%s: approval_timeout (%.1fs) must be below the "
+			                 "idle_transaction_timeout of user %s in [users] (%.1fs)",
+			                 config_origin(c, "approval_timeout"),
+			                 (double)c->approval_timeout / USEC_PER_SEC, u->name,
+			                 (double)u->idle_transaction_timeout / USEC_PER_SEC);
+			return false;
+		}
+	}
 	const char *url = c->approval_webhook_url;
 	if (url && strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
 		*err =

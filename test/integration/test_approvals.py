@@ -804,6 +804,13 @@ def test_approval_timeout_must_be_below_idle_transaction_timeout(pooler, tmp_pat
     assert out.returncode != 0
     assert "approval_timeout" in out.stderr and "idle_transaction_timeout" in out.stderr
     assert str(p.ini_path) in out.stderr
+    # The same for a user's own idle_transaction_timeout.
+    p.write_config(settings={"idle_transaction_timeout": None},
+                   users={CLIENT: "idle_transaction_timeout=30"})
+    out = subprocess.run([str(POOLER_BIN), "--check", str(p.ini_path)], capture_output=True,
+                         text=True, timeout=10)
+    assert out.returncode != 0 and f"user {CLIENT} in [users]" in out.stderr
+    p.write_config(settings={"idle_transaction_timeout": "30"}, users={})
     # Left at its default, it gives way: an unchanged pgbouncer.ini still loads.
     p.write_config(settings={"approval_timeout": None})
     out = subprocess.run([str(POOLER_BIN), "--check", str(p.ini_path)], capture_output=True,
@@ -819,9 +826,13 @@ def test_approval_timeout_must_be_below_idle_transaction_timeout(pooler, tmp_pat
             run(adm, "SET idle_transaction_timeout = 5")
 
 
+@pytest.mark.parametrize("where", ["global", "user"])
 def test_default_timeout_gives_way_to_a_shorter_idle_transaction_timeout(pooler, tmp_path,
-                                                                         table, conns):
-    p = approvals_pooler(pooler, tmp_path, settings={"idle_transaction_timeout": "2"})
+                                                                         table, conns, where):
+    if where == "global":
+        p = approvals_pooler(pooler, tmp_path, settings={"idle_transaction_timeout": "2"})
+    else:
+        p = approvals_pooler(pooler, tmp_path, users={CLIENT: "idle_transaction_timeout=2"})
     c = client_conn(p, autocommit=False)
     conns.append(c)
     c.execute("select 1")
