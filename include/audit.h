@@ -43,6 +43,20 @@ void audit_denied(const struct client *client, const char *sql, size_t len, bool
                   const char *phase, const char *script, const char *sqlstate);
 void audit_disconnect(const struct client *client);
 
+/* An approval's life: requested, answered, timed out, withdrawn; a grant made, used, revoked. */
+struct audit_approval {
+	const char *event;
+	uint64_t approval_id;
+	uint64_t grant_id; /* 0: none */
+	uint64_t session;  /* 0: not about one session (a revocation) */
+	const char *client_addr, *database, *user, *identity;
+	const char *principal; /* grants: whom it is for */
+	const char *fingerprint, *statement, *reason, *script;
+	const char *approver; /* who answered, granted or revoked */
+	double seconds;       /* waited; < 0: not said */
+};
+void audit_approval(const struct audit_approval *a);
+
 struct audit_stats {
 	uint64_t written; /* records handed to the file or syslog */
 	uint64_t lost;    /* dropped: the queue was full or a write failed */

@@ -90,6 +90,16 @@ struct client {
 	bool catalog_dirty;
 	bool policy_checked; /* the message at the head of its input has been through the policy */
 	bool skip_to_sync;   /* a Parse was refused with no server: drop up to Sync */
+	/*
+	 * Approvals: the Query or Parse at the head of its input (and all it
+	 * pipelined behind) waits for a person while approval_id is set. The
+	 * answer sets approval_passed (the next check lets the approval
+	 * through) or approval_refusal (the next check answers with it).
+	 */
+	uint64_t approval_id;
+	bool approval_passed;
+	char *approval_refusal;
+	char approval_sqlstate[6];
 };
 
 extern struct list_node all_clients;
@@ -132,6 +142,9 @@ void client_auth_done(struct client *client);
  * (the request is not all here yet).
  */
 bool client_cancel_waiting(struct client *client);
+
+/* A cancel request for a client held for approval: the request is withdrawn, 57014. */
+void client_cancel_held(struct client *client);
 
 /* Server output to this client hit the limit / drained: back-pressure. */
 void client_resume_reading(struct client *client);

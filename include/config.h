@@ -278,6 +278,12 @@ struct config {
 	bool mask_strict; /* deny uses of masked columns other than plain output */
 	usec_t policy_catalog_refresh;
 
+	/* Approvals (pgsieve's own). */
+	int approval_max_pending;   /* statements held at once, at most */
+	usec_t approval_timeout;    /* how long a statement waits for a person */
+	char *approval_users;       /* who may SHOW, APPROVE and DENY approvals only */
+	char *approval_webhook_url; /* NULL: none */
+
 	/* The policy pipeline (pgsieve's own). */
 	char *policy_scripts; /* "path[:options], ..." in order; NULL = no policy */
 	int policy_max_instructions;
@@ -335,6 +341,14 @@ const struct peer_config *config_find_peer(const struct config *c, int id);
 
 /* True if name appears in a comma-separated list (admin_users etc.). */
 bool config_list_contains(const char *list, const char *name);
+/*
+ * How long a statement waits for approval: approval_timeout, or, when it
+ * was left at its default and idle_transaction_timeout is shorter, half
+ * of that (a held transaction must not be ended by the other timeout).
+ */
+usec_t config_approval_timeout(const struct config *c);
+/* A duration as settings take it ("300", "1.5", "250ms", "10 min"): false and *why if not. */
+bool config_parse_time(const char *s, usec_t *out, char **why) MUST_CHECK;
 
 /* Effective values: a database or user entry overrides the global one. */
 enum pool_mode config_pool_mode(const struct config *c, const struct db_config *db,

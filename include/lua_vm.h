@@ -70,10 +70,11 @@ enum lua_verdict {
 
 struct lua_verdict_info {
 	enum lua_verdict verdict;
-	const char *message;  /* deny: the client's message; approve: the reason */
-	const char *sqlstate; /* deny: five characters */
-	const char *sql;      /* rewrite: the new text */
-	long ttl;             /* approve: seconds, 0 = the default */
+	const char *message;   /* deny: the client's message; approve: the reason */
+	const char *sqlstate;  /* deny: five characters */
+	const char *sql;       /* rewrite: the new text */
+	long ttl;              /* approve: seconds, 0 = the default */
+	const char *approvers; /* approve: "name,name" who may answer, or NULL */
 };
 
 /*

@@ -11,7 +11,9 @@
  * have happened and lets everything through.
  *
  * Phases here: connect, statement, bind, complete, disconnect, columns
- * (with masking); approve verdicts come with approvals.
+ * (with masking). An approve verdict is POLICY_APPROVE: the caller holds
+ * the statement (approvals.h) and asks again once a person has said yes,
+ * with the client's approval_passed set.
  */
 #ifndef PGSIEVE_POLICY_H
 #define PGSIEVE_POLICY_H
@@ -31,6 +33,7 @@ enum policy_decision {
 	POLICY_PASS,      /* forward the message as it is */
 	POLICY_REWRITTEN, /* forward result.sql instead */
 	POLICY_DENIED,    /* answer with result.sqlstate / result.message */
+	POLICY_APPROVE,   /* hold it for a person: result.message is the reason */
 };
 
 struct policy_result {
@@ -40,6 +43,10 @@ struct policy_result {
 	char *script;  /* the script that denied or last rewrote, for the audit log */
 	char sqlstate[6];
 	bool multi; /* the text held several statements */
+	/* POLICY_APPROVE: of the first statement that asked */
+	char *fingerprint;
+	char *approvers; /* "name,name" or NULL */
+	long ttl;        /* seconds, 0: approval_timeout */
 };
 
 /*

@@ -6,6 +6,7 @@
  * holds, so the loop never blocks.
  */
 #include "admin.h"
+#include "approvals.h"
 #include "audit.h"
 #include "cancel.h"
 #include "client.h"
@@ -54,12 +55,25 @@ bool admin_is_database(const char *dbname)
 bool admin_user_allowed(const char *user)
 {
 	return config_list_contains(cf->admin_users, user) ||
-	       config_list_contains(cf->stats_users, user);
+	       config_list_contains(cf->stats_users, user) ||
+	       config_list_contains(cf->approval_users, user);
 }
 
 static bool may_control(const struct client *c)
 {
 	return c->os_admin || config_list_contains(cf->admin_users, c->user);
+}
+
+/* admin_users and approval_users answer approvals (and see what is pending). */
+static bool may_approve(const struct client *c)
+{
+	return may_control(c) || config_list_contains(cf->approval_users, c->user);
+}
+
+/* In approval_users and nothing else: the approval commands are all it may run. */
+static bool approver_only(const struct client *c)
+{
+	return !may_control(c) && !config_list_contains(cf->stats_users, c->user);
 }
 
 /* Result sets */
@@ -170,6 +184,10 @@ static const char help_detail[] =
     "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
     "\tSHOW PEERS|PEER_POOLS\n"
     "\tSHOW POLICIES|AUDIT\n"
+    "\tSHOW APPROVALS|GRANTS\n"
+    "\tAPPROVE <id> [FOR <interval>]\n"
+    "\tDENY <id> [<reason>]\n"
+    "\tREVOKE GRANT <id>\n"
     "\tPAUSE [<db>]\n"
     "\tRESUME [<db>]\n"
     "\tRELOAD\n"
@@ -1295,6 +1313,65 @@ static void show_oidc(struct client *c)
 	result_send(c, &r, "SHOW");
 }
 
+/* pgsieve's own: statements held for a person's approval, oldest first. */
+struct approvals_rows {
+	struct result *r;
+	usec_t now_wall;
+};
+
+static void approval_row(void *arg, const struct approval_info *a)
+{
+	struct approvals_rows *rows = arg;
+	char requested[40], expires[40];
+	long long waiting = (long long)((rows->now_wall - a->requested_at) / USEC_PER_SEC);
+	result_row(rows->r,
+	           (const char *const[]){num((long long)a->id), a->database, a->user, a->identity,
+	                                 a->client_addr, a->fingerprint, a->statement, a->reason,
+	                                 timestamp(a->requested_at, requested, sizeof(requested)),
+	                                 num(waiting < 0 ? 0 : waiting),
+	                                 timestamp(a->expires_at, expires, sizeof(expires)),
+	                                 a->approvers, a->script, num((long long)a->session)});
+}
+
+static void show_approvals(struct client *c)
+{
+	static const char *const names[] = {
+	    "id",          "database",  "user",   "identity",     "client_addr",
+	    "fingerprint", "statement", "reason", "requested_at", "waiting_seconds",
+	    "expires_at",  "approvers", "script", "session"};
+	static const uint32_t types[] = {I, T, T, T, T, T, T, T, T, I, T, T, T, I};
+	struct result r;
+	result_begin(&r, 14, names, types);
+	struct approvals_rows rows = {&r, wall_usec()};
+	approvals_foreach(approval_row, &rows);
+	result_send(c, &r, "SHOW");
+}
+
+static void grant_row(void *arg, const struct approval_grant *g)
+{
+	struct result *r = arg;
+	char granted[40], expires[40];
+	result_row(r, (const char *const[]){num((long long)g->id), g->database, g->principal,
+	                                    g->fingerprint, g->statement, g->granted_by,
+	                                    num((long long)g->approval_id),
+	                                    timestamp(g->granted_at, granted, sizeof(granted)),
+	                                    timestamp(g->expires_at, expires, sizeof(expires)),
+	                                    num((long long)g->uses)});
+}
+
+/* pgsieve's own: the just-in-time grants still in force. */
+static void show_grants(struct client *c)
+{
+	static const char *const names[] = {"id",         "database",   "principal", "fingerprint",
+	                                    "statement",  "granted_by", "approval",  "granted_at",
+	                                    "expires_at", "uses"};
+	static const uint32_t types[] = {I, T, T, T, T, T, I, T, T, I};
+	struct result r;
+	result_begin(&r, 10, names, types);
+	approvals_foreach_grant(grant_row, &r);
+	result_send(c, &r, "SHOW");
+}
+
 static bool admin_show(struct client *c, const char *what)
 {
 	if (strcasecmp(what, "databases") == 0)
@@ -1360,6 +1437,171 @@ static int split_words(char *s, char **words, int max)
 	return n;
 }
 
+/* An approval or grant id: a positive decimal number. */
+static bool parse_id(const char *s, uint64_t *id)
+{
+	if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 18)
+		return false;
+	*id = strtoull(s, NULL, 10);
+	return *id > 0;
+}
+
+/* Takes one word off *p (NULL at the end). */
+static char *next_word(char **p)
+{
+	char *s = *p;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!*s)
+		return NULL;
+	char *w = s;
+	while (*s && !isspace((unsigned char)*s))
+		s++;
+	if (*s)
+		*s++ = '\0';
+	*p = s;
+	return w;
+}
+
+/* The rest of a command: trimmed, and unquoted when written as a '' literal. */
+static char *rest_of(char *p)
+{
+	while (isspace((unsigned char)*p))
+		p++;
+	size_t n = strlen(p);
+	if (n >= 2 && p[0] == '\'' && p[n - 1] == '\'') {
+		p[n - 1] = '\0';
+		p++;
+		/* '' inside the literal is one quote */
+		char *w = p;
+		for (char *r = p; *r; r++) {
+			*w++ = *r;
+			if (r[0] == '\'' && r[1] == '\'')
+				r++;
+		}
+		*w = '\0';
+	}
+	return p;
+}
+
+/* "10min", "90 s", "2 hours": a duration as settings take it, with long unit names too. */
+static bool parse_interval(const char *text, usec_t *out, char **why)
+{
+	static const struct {
+		const char *word, *unit;
+	} words[] = {{"second", "s"},   {"seconds", "s"},   {"sec", "s"},    {"secs", "s"},
+	             {"minute", "min"}, {"minutes", "min"}, {"mins", "min"}, {"hour", "h"},
+	             {"hours", "h"},    {"day", "d"},       {"days", "d"}};
+	char buf[64];
+	strlcpy_s(buf, text, sizeof(buf));
+	size_t n = strspn(buf, "0123456789. ");
+	for (size_t i = 0; i < ARRAY_SIZE(words); i++)
+		if (strcasecmp(buf + n, words[i].word) == 0)
+			snprintf(buf + n, sizeof(buf) - n, "%s", words[i].unit);
+	if (!config_parse_time(buf, out, why))
+		return false;
+	if (*out <= 0 || *out > APPROVALS_MAX_GRANT) {
+		*why = xstrdup("the interval must be longer than 0 and at most 30 days");
+		return false;
+	}
+	return true;
+}
+
+static void answer_error(struct client *c, enum approvals_status st, uint64_t id)
+{
+	switch (st) {
+	case APPROVALS_UNKNOWN:
+		send_error(c, "42704", "no statement waits for approval %llu",
+		           (unsigned long long)id);
+		break;
+	case APPROVALS_SELF:
+		send_error(c, "42501", "approval %llu: you can not answer for your own statement",
+		           (unsigned long long)id);
+		break;
+	case APPROVALS_NOT_APPROVER:
+		send_error(c, "42501", "approval %llu: you are not among its approvers",
+		           (unsigned long long)id);
+		break;
+	case APPROVALS_FULL:
+		send_error(c, "54000", "too many grants (%d): revoke some first",
+		           APPROVALS_MAX_GRANTS);
+		break;
+	case APPROVALS_OK:
+		break;
+	}
+}
+
+/* APPROVE id [FOR interval]; DENY id [reason]; REVOKE GRANT id. */
+static void cmd_approval(struct client *c, const char *verb, char *rest)
+{
+	struct approver who = {c->user, c->identity ? c->identity->identity : NULL};
+	if (strcasecmp(verb, "revoke") == 0) {
+		char *what = next_word(&rest), *ids = next_word(&rest);
+		uint64_t id;
+		if (!what || strcasecmp(what, "grant") != 0 || !parse_id(ids, &id) ||
+		    next_word(&rest)) {
+			send_error(c, "42601", "syntax: REVOKE GRANT <id>");
+			return;
+		}
+		if (!approvals_revoke(id, c->user)) {
+			send_error(c, "42704", "no grant %llu in force", (unsigned long long)id);
+			return;
+		}
+		send_complete(c, "REVOKE GRANT");
+		return;
+	}
+	bool approve = strcasecmp(verb, "approve") == 0;
+	char *ids = next_word(&rest);
+	uint64_t id;
+	if (!parse_id(ids, &id)) {
+		send_error(c, "42601",
+		           approve ? "syntax: APPROVE <id> [FOR <interval>]"
+		                   : "syntax: DENY <id> [<reason>]");
+		return;
+	}
+	usec_t grant_for = 0;
+	const char *reason = NULL;
+	if (approve) {
+		char *kw = next_word(&rest);
+		if (kw && strcasecmp(kw, "for") != 0) {
+			send_error(c, "42601", "syntax: APPROVE <id> [FOR <interval>]");
+			return;
+		}
+		if (kw) {
+			char *why = NULL;
+			if (!parse_interval(rest_of(rest), &grant_for, &why)) {
+				send_error(c, "22007", "APPROVE %llu FOR: %s",
+				           (unsigned long long)id, why);
+				free(why);
+				return;
+			}
+		}
+	} else {
+		reason = rest_of(rest);
+		if (!*reason)
+			reason = NULL;
+	}
+	uint64_t grant = 0;
+	enum approvals_status st = approvals_answer(id, approve, &who, reason, grant_for, &grant);
+	if (st != APPROVALS_OK) {
+		answer_error(c, st, id);
+		return;
+	}
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	if (grant) {
+		char *msg =
+		    xasprintf("grant %llu: the same statement from the same identity runs "
+		              "without approval for %lld s",
+		              (unsigned long long)grant, (long long)(grant_for / USEC_PER_SEC));
+		proto_build_notice(&pb, "00000", msg);
+		free(msg);
+	}
+	complete(&pb, approve ? "APPROVE" : "DENY");
+	sbuf_send(&c->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+}
+
 static void run_command(struct client *c, const char *sql)
 {
 	char buf[ADMIN_MAX_QUERY];
@@ -1381,8 +1623,46 @@ static void run_command(struct client *c, const char *sql)
 		return;
 	}
 	const char *verb = words[0];
+	const char *what = strcasecmp(verb, "show") == 0 && n > 1 ? words[1] : "";
+	bool approval_command = strcasecmp(verb, "approve") == 0 || strcasecmp(verb, "deny") == 0 ||
+	                        strcasecmp(verb, "revoke") == 0 ||
+	                        strcasecmp(what, "approvals") == 0 ||
+	                        strcasecmp(what, "grants") == 0;
+	if (approval_command) {
+		/* Statement texts and their answers: for approvers, not for every stats user. */
+		if (!may_approve(c)) {
+			send_error(c, "42501",
+			           "approval access needed (admin_users or approval_users)");
+			return;
+		}
+		if (strcasecmp(what, "approvals") == 0 && n == 2) {
+			show_approvals(c);
+		} else if (strcasecmp(what, "grants") == 0 && n == 2) {
+			show_grants(c);
+		} else if (*what) {
+			send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", sql);
+		} else {
+			/* Parsed again from the text: a reason or an interval has spaces in it. */
+			char line[ADMIN_MAX_QUERY];
+			strlcpy_s(line, sql, sizeof(line));
+			size_t end = strlen(line);
+			while (end &&
+			       (isspace((unsigned char)line[end - 1]) || line[end - 1] == ';'))
+				line[--end] = '\0';
+			char *rest = line;
+			next_word(&rest);
+			cmd_approval(c, verb, rest);
+		}
+		return;
+	}
+	if (approver_only(c)) {
+		send_error(
+		    c, "42501",
+		    "approval_users may only run SHOW APPROVALS, SHOW GRANTS, APPROVE, DENY and "
+		    "REVOKE GRANT");
+		return;
+	}
 	if (strcasecmp(verb, "show") == 0) {
-		const char *what = n > 1 ? words[1] : "";
 		if (strcasecmp(what, "help") == 0)
 			show_help(c);
 		else if (strcasecmp(what, "version") == 0)

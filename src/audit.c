@@ -392,3 +392,48 @@ void audit_denied(const struct client *c, const char *sql, size_t len, bool exte
 	free(text);
 	enqueue(r);
 }
+
+void audit_approval(const struct audit_approval *a)
+{
+	if (!enabled)
+		return;
+	char when[40];
+	usec_t now = wall_usec();
+	time_t secs = (time_t)(now / USEC_PER_SEC);
+	struct tm tm;
+	gmtime_r(&secs, &tm);
+	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(now % USEC_PER_SEC / 1000));
+	json_t *r = json_pack("{s:s, s:s, s:I}", "time", when, "event", a->event, "approval",
+	                      (json_int_t)a->approval_id);
+	if (!r)
+		return;
+	if (a->grant_id)
+		json_object_set_new(r, "grant", json_integer((json_int_t)a->grant_id));
+	if (a->session)
+		json_object_set_new(r, "session", json_integer((json_int_t)a->session));
+	const struct {
+		const char *key, *value;
+	} fields[] = {
+	    {"client_addr", a->client_addr},
+	    {"database", a->database},
+	    {"user", a->user},
+	    {"identity", a->identity},
+	    {"principal", a->principal},
+	    {"fingerprint", a->fingerprint},
+	    {"reason", a->reason},
+	    {"script", a->script},
+	    {"approver", a->approver},
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (fields[i].value)
+			json_object_set_new(r, fields[i].key, json_string(fields[i].value));
+	if (a->statement) {
+		char *normalized = NULL;
+		add_text(r, "query", a->statement, &normalized);
+		free(normalized);
+	}
+	if (a->seconds >= 0)
+		json_object_set_new(r, "seconds", json_real(a->seconds));
+	enqueue(r);
+}

@@ -313,7 +313,9 @@ void cancel_request(const uint8_t *pidkey, size_t len)
 		                   (uint8_t)(c->cancel_key >> 8), (uint8_t)c->cancel_key};
 		if (!secure_equal(mine, want, 4))
 			continue;
-		if (c->server && c->server->state == SV_ACTIVE) {
+		if (c->approval_id) {
+			client_cancel_held(c);
+		} else if (c->server && c->server->state == SV_ACTIVE) {
 			cl_log(LOG_LVL_LOG, c, "forwarding cancel request");
 			server_send_cancel(c->server);
 		} else if (c->state == CL_WAITING) {

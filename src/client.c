@@ -14,6 +14,7 @@
  */
 #include "client.h"
 #include "admin.h"
+#include "approvals.h"
 #include "audit.h"
 #include "auth.h"
 #include "cancel.h"
@@ -151,6 +152,7 @@ static void free_client(struct client *c)
 	outcome_client_free(c);
 	masking_plan_free(c->mask_plan);
 	free(c->masked_columns);
+	free(c->approval_refusal);
 	policy_client_gone(c);
 	if (c->identity) {
 		token_identity_clear(c->identity);
@@ -182,6 +184,11 @@ void client_close(struct client *c, const char *reason)
 	if (c->auth_server) {
 		c->auth_server->auth_client = NULL;
 		c->auth_server = NULL;
+	}
+	if (c->approval_id) {
+		/* Nobody is left to run it: it leaves SHOW APPROVALS. */
+		approvals_withdraw(c->approval_id, "client disconnected");
+		c->approval_id = 0;
 	}
 	if (c->pool) {
 		policy_disconnect(c);
@@ -592,6 +599,122 @@ static void refuse(struct client *c, uint8_t type, uint32_t total, const struct 
 	pktbuf_free(&pb);
 }
 
+/* Input a held client may send behind its held statement before we stop reading it. */
+#define HOLD_MAX_INPUT (1024 * 1024)
+
+/* The answer to a held statement: it runs, or is refused, on the next turn of the loop. */
+static void approval_done(void *owner, const struct approval_answer *a)
+{
+	struct client *c = owner;
+	c->approval_id = 0;
+	long long waited = (long long)(a->waited / USEC_PER_SEC);
+	switch (a->outcome) {
+	case APPROVAL_APPROVED:
+		cl_log(LOG_LVL_LOG, c, "approval %llu: approved by %s after %llds",
+		       (unsigned long long)a->id, a->approver, waited);
+		c->approval_passed = true;
+		break;
+	case APPROVAL_DENIED:
+		cl_log(LOG_LVL_LOG, c, "approval %llu: denied by %s after %llds",
+		       (unsigned long long)a->id, a->approver, waited);
+		c->approval_refusal =
+		    xasprintf("statement denied by %s (approval %llu)%s%s", a->approver,
+		              (unsigned long long)a->id, a->reason && *a->reason ? ": " : "",
+		              a->reason ? a->reason : "");
+		strlcpy_s(c->approval_sqlstate, "42501", sizeof(c->approval_sqlstate));
+		break;
+	case APPROVAL_TIMED_OUT:
+		cl_log(LOG_LVL_LOG, c, "approval %llu: nobody answered within %llds",
+		       (unsigned long long)a->id, waited);
+		c->approval_refusal =
+		    xasprintf("canceling statement: approval %llu was not given within %lld s (%s)",
+		              (unsigned long long)a->id, waited, a->reason ? a->reason : "");
+		strlcpy_s(c->approval_sqlstate, "57014", sizeof(c->approval_sqlstate));
+		break;
+	case APPROVAL_CANCELLED:
+		/* The process stops or hands over: this hold cannot move with the socket. */
+		client_fail(c, "57P01", "approval %llu cancelled: %s", (unsigned long long)a->id,
+		            a->reason ? a->reason : "pgsieve is shutting down");
+		return;
+	}
+	c->last_activity = now_usec();
+	client_resume_reading(c);
+}
+
+/*
+ * POLICY_APPROVE: the message stays at the head of the input and the
+ * client is read no further until someone answers; the client is told
+ * at once why it waits. False (and r a denial) when it cannot be held.
+ */
+static bool hold_for_approval(struct client *c, const char *sql, size_t sql_len,
+                              struct policy_result *r)
+{
+	usec_t timeout = config_approval_timeout(cf);
+	if (r->ttl > 0 && (usec_t)r->ttl * USEC_PER_SEC < timeout)
+		timeout = (usec_t)r->ttl * USEC_PER_SEC;
+	/* A [users] idle_transaction_timeout (of the pool's login user, as the janitor's). */
+	const struct user_config *pu = cf->users ? config_find_user(cf, c->pool->user->name) : NULL;
+	if (pu && pu->idle_transaction_timeout > 0 && timeout >= pu->idle_transaction_timeout)
+		timeout =
+		    pu->idle_transaction_timeout / 2 > 0 ? pu->idle_transaction_timeout / 2 : 1;
+	char *text = xstrndup(sql, sql_len);
+	struct approval_request req = {
+	    .session = c->id,
+	    .database = c->dbname,
+	    .user = c->user,
+	    .identity = c->identity ? c->identity->identity : NULL,
+	    .client_addr = c->addr_str,
+	    .fingerprint = r->fingerprint,
+	    .statement = text,
+	    .reason = r->message ? r->message : "",
+	    .script = r->script,
+	    .approvers = r->approvers,
+	    .timeout = timeout,
+	};
+	uint64_t id = 0;
+	char *err = NULL;
+	const char *sqlstate = "53300";
+	bool held = approvals_request(&req, approval_done, c, &id, &err, &sqlstate);
+	free(text);
+	if (!held) {
+		cl_log(LOG_LVL_WARNING, c, "statement not held: %s", err);
+		free(r->message);
+		r->message = err;
+		strlcpy_s(r->sqlstate, sqlstate, sizeof(r->sqlstate));
+		r->decision = POLICY_DENIED;
+		return false;
+	}
+	c->approval_id = id;
+	cl_log(LOG_LVL_LOG, c, "statement held for approval %llu: %s", (unsigned long long)id,
+	       r->message ? r->message : "");
+	char *notice = xasprintf("statement held for approval %llu: %s (waiting up to %lld s for "
+	                         "APPROVE %llu or DENY %llu in the admin console)",
+	                         (unsigned long long)id, r->message ? r->message : "",
+	                         (long long)(timeout / USEC_PER_SEC), (unsigned long long)id,
+	                         (unsigned long long)id);
+	struct pktbuf pb;
+	pktbuf_init(&pb);
+	proto_build_notice(&pb, "00000", notice);
+	sbuf_send(&c->sb, pb.data, pb.len);
+	pktbuf_free(&pb);
+	free(notice);
+	return true;
+}
+
+void client_cancel_held(struct client *c)
+{
+	if (!c->approval_id)
+		return;
+	cl_log(LOG_LVL_LOG, c, "cancel request while held for approval %llu: withdrawn",
+	       (unsigned long long)c->approval_id);
+	approvals_withdraw(c->approval_id, "cancel request");
+	c->approval_id = 0;
+	free(c->approval_refusal);
+	c->approval_refusal = xstrdup("canceling statement due to user request");
+	strlcpy_s(c->approval_sqlstate, "57014", sizeof(c->approval_sqlstate));
+	client_resume_reading(c);
+}
+
 /*
  * The policy's verdict on a Query or Parse whose whole message is at the
  * head of the input. PASS leaves it; a rewrite replaces it; a denial is
@@ -623,9 +746,26 @@ static void check_statement(struct client *c, uint8_t type, uint32_t body_len)
 	size_t sql_len = strnlen(sql, body_len - (name_len < body_len ? name_len : body_len));
 	bool extended = type == 'P';
 	struct policy_result r;
-	policy_check(c, sql, sql_len, extended, &r);
+	bool answered = c->approval_refusal != NULL;
+	if (answered) {
+		/* Held, then denied or timed out: the answer takes the verdict's place. */
+		memset(&r, 0, sizeof(r));
+		r.decision = POLICY_DENIED;
+		r.message = c->approval_refusal;
+		c->approval_refusal = NULL;
+		strlcpy_s(r.sqlstate, c->approval_sqlstate, sizeof(r.sqlstate));
+		r.script = xstrdup("approval");
+	} else {
+		policy_check(c, sql, sql_len, extended, &r);
+		c->approval_passed = false;
+	}
+	if (r.decision == POLICY_APPROVE && hold_for_approval(c, sql, sql_len, &r)) {
+		policy_result_clear(&r);
+		return; /* the message stays where it is until someone answers */
+	}
 	if (r.decision == POLICY_DENIED)
-		audit_denied(c, sql, sql_len, extended, "statement", r.script, r.sqlstate);
+		audit_denied(c, sql, sql_len, extended, answered ? "approval" : "statement",
+		             r.script, r.sqlstate);
 	if (outcome_tracking()) {
 		struct checked_stmt *st = NULL;
 		if (r.decision != POLICY_DENIED)
@@ -660,6 +800,7 @@ static void check_statement(struct client *c, uint8_t type, uint32_t body_len)
 		replace_head(c, total, &pb);
 		c->policy_checked = true;
 		break;
+	case POLICY_APPROVE: /* not here: held, or made a denial by hold_for_approval() */
 	case POLICY_DENIED:
 		refuse(c, type, total, &r);
 		break;
@@ -767,6 +908,16 @@ static bool client_process(struct client *c)
 			c->sb.pkt_remaining -= n;
 			continue;
 		}
+		if (c->approval_id) {
+			/*
+			 * Held: nothing more is processed, but the socket is still read
+			 * (a client that goes away must leave SHOW APPROVALS), up to a
+			 * bound.
+			 */
+			if (avail > HOLD_MAX_INPUT)
+				sbuf_pause(&c->sb);
+			return true;
+		}
 		if (pooler_suspended) {
 			/* Stopped between messages: what is buffered goes with the socket. */
 			sbuf_pause(&c->sb);
@@ -830,9 +981,12 @@ static bool client_process(struct client *c)
 		}
 		bool tracking = prepared_tracking(c->pool);
 		bool outcomes = outcome_tracking();
-		bool checking = !c->policy_checked &&
-		                (((policy_enabled() || outcomes) && (type == 'Q' || type == 'P')) ||
-		                 (outcomes && (type == 'B' || type == 'C')));
+		/* An answer is applied even if a RELOAD has dropped every script since. */
+		bool answered = c->approval_passed || c->approval_refusal;
+		bool checking =
+		    !c->policy_checked &&
+		    (((policy_enabled() || outcomes || answered) && (type == 'Q' || type == 'P')) ||
+		     (outcomes && (type == 'B' || type == 'C')));
 		/* Statement names are rewritten, statements checked, Executes followed: such
 		 * messages are handled whole. */
 		if ((checking || c->skip_to_sync || (tracking && prepared_needs_whole(type)) ||

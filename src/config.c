@@ -97,6 +97,11 @@ struct setting {
 static const struct setting settings[] = {
     STR("admin_users", FIELD(admin_users), "", 0),
     BOOL("application_name_add_host", FIELD(application_name_add_host), "0", 0),
+    INT("approval_max_pending", FIELD(approval_max_pending), "1000", 0, 1, 1000000),
+    {"approval_timeout", ST_TIME, FIELD(approval_timeout), "300", 0, USEC_PER_SEC,
+     7 * 86400 * USEC_PER_SEC, NULL},
+    STR("approval_users", FIELD(approval_users), "", 0),
+    STR("approval_webhook_url", FIELD(approval_webhook_url), "", SF_EMPTY_NULL),
     STR("audit_file", FIELD(audit_file), "", SF_EMPTY_NULL),
     CHOICE("audit_query_text", FIELD(audit_query_text), "normalized", 0, "full|normalized|none"),
     BOOL("audit_syslog", FIELD(audit_syslog), "0", 0),
@@ -1354,6 +1359,50 @@ static bool load_cb(void *arg, const char *file, int line, const char *section, 
 
 /* Absolute, but not resolved through symlinks: %include stays relative to the path as named. */
 
+/*
+ * What no single setting can say: settings that must agree with each
+ * other, and values whose form matters beyond their type.
+ */
+static bool config_check(const struct config *c, const char *setting, char **err)
+{
+	/*
+	 * Only a value someone wrote is refused: an unchanged pgbouncer.ini with
+	 * a short idle_transaction_timeout must still load, and the default then
+	 * gives way (config_approval_timeout()).
+	 */
+	bool explicit = (c->origins && c->origins[find_setting("approval_timeout") - settings]) ||
+	                (setting && strcmp(setting, "approval_timeout") == 0);
+	if (explicit && c->idle_transaction_timeout > 0 &&
+	    c->approval_timeout >= c->idle_transaction_timeout) {
+		/* A statement held inside a transaction would lose it to the other timeout. */
+		*err = xasprintf("%s: approval_timeout (%.1fs) must be below "
+		                 "idle_transaction_timeout (%.1fs)",
+		                 config_origin(c, "approval_timeout"),
+		                 (double)c->approval_timeout / USEC_PER_SEC,
+		                 (double)c->idle_transaction_timeout / USEC_PER_SEC);
+		return false;
+	}
+	for (const struct user_config *u = c->users; explicit && u; u = u->next) {
+		if (u->idle_transaction_timeout > 0 &&
+		    c->approval_timeout >= u->idle_transaction_timeout) {
+			*err = xasprintf("%s: approval_timeout (%.1fs) must be below the "
+			                 "idle_transaction_timeout of user %s in [users] (%.1fs)",
+			                 config_origin(c, "approval_timeout"),
+			                 (double)c->approval_timeout / USEC_PER_SEC, u->name,
+			                 (double)u->idle_transaction_timeout / USEC_PER_SEC);
+			return false;
+		}
+	}
+	const char *url = c->approval_webhook_url;
+	if (url && strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
+		*err =
+		    xasprintf("%s: approval_webhook_url: \"%s\" is not an http:// or https:// URL",
+		              config_origin(c, "approval_webhook_url"), url);
+		return false;
+	}
+	return true;
+}
+
 struct config *config_load(const char *path, char **err)
 {
 	struct config *c = xcalloc(1, sizeof(*c));
@@ -1384,6 +1433,8 @@ struct config *config_load(const char *path, char **err)
 		ok = false;
 	}
 	free(ctx);
+	if (ok)
+		ok = config_check(c, NULL, err);
 	if (!ok) {
 		config_free(c);
 		return NULL;
@@ -1455,6 +1506,20 @@ const struct user_config *config_find_user(const struct config *c, const char *n
 static bool list_sep(char ch)
 {
 	return ch == ',' || ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+usec_t config_approval_timeout(const struct config *c)
+{
+	bool explicit = c->origins && c->origins[find_setting("approval_timeout") - settings];
+	if (!explicit && c->idle_transaction_timeout > 0 &&
+	    c->approval_timeout >= c->idle_transaction_timeout)
+		return c->idle_transaction_timeout / 2 > 0 ? c->idle_transaction_timeout / 2 : 1;
+	return c->approval_timeout;
+}
+
+bool config_parse_time(const char *s, usec_t *out, char **why)
+{
+	return parse_time(s, out, why);
 }
 
 bool config_list_contains(const char *list, const char *name)
@@ -1730,6 +1795,11 @@ bool config_set(struct config *c, const char *key, const char *value, char **err
 	if (!setting_apply(&scratch, s, value, &why)) {
 		*err = xasprintf("%s: %s", key, why);
 		free(why);
+		return false;
+	}
+	if (!config_check(&scratch, key, err)) {
+		if (is_string_setting(s))
+			free(*(char **)field_ptr(&scratch, s));
 		return false;
 	}
 	if (is_string_setting(s)) {

@@ -149,7 +149,8 @@ static void check_client(struct client *c, usec_t now)
 	}
 	case CL_IDLE:
 		idle_limit = client_idle_limit(c);
-		if (idle_limit > 0 && now - c->last_activity > idle_limit)
+		/* A client held for approval waits for us, not the other way round. */
+		if (idle_limit > 0 && !c->approval_id && now - c->last_activity > idle_limit)
 			client_fail(c, "08P01", "client_idle_timeout");
 		return;
 	case CL_ACTIVE:
@@ -186,7 +187,7 @@ static void check_client(struct client *c, usec_t now)
 		return;
 	}
 	idle_limit = client_idle_limit(c);
-	if (idle_limit > 0 && now - c->last_activity > idle_limit)
+	if (idle_limit > 0 && !c->approval_id && now - c->last_activity > idle_limit)
 		client_fail(c, "08P01", "client_idle_timeout");
 }
 

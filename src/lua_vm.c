@@ -106,20 +106,62 @@ static int sieve_rewrite(lua_State *L)
 	return 1;
 }
 
+/*
+ * sieve.approve(reason [, {ttl = seconds, approvers = {"name", ...}}]):
+ * approvers may be one name or a list; it is kept as "a,b" for the store.
+ */
 static int sieve_approve(lua_State *L)
 {
 	const char *reason = luaL_checkstring(L, 1);
 	long ttl = 0;
+	luaL_Buffer names;
+	bool have_names = false;
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TTABLE);
 	if (lua_istable(L, 2)) {
 		lua_getfield(L, 2, "ttl");
 		ttl = (long)luaL_optinteger(L, -1, 0);
 		lua_pop(L, 1);
+		if (ttl < 0)
+			return luaL_error(L, "sieve.approve: ttl must be a number of seconds");
+		lua_getfield(L, 2, "approvers");
+		int t = lua_gettop(L);
+		if (lua_type(L, t) == LUA_TSTRING || lua_istable(L, t)) {
+			luaL_buffinit(L, &names);
+			have_names = true;
+			lua_Integer n = lua_istable(L, t) ? luaL_len(L, t) : 1;
+			for (lua_Integer i = 1; i <= n; i++) {
+				if (lua_istable(L, t))
+					lua_geti(L, t, i);
+				else
+					lua_pushvalue(L, t);
+				size_t len;
+				const char *name = lua_tolstring(L, -1, &len);
+				if (lua_type(L, -1) != LUA_TSTRING || len == 0 ||
+				    strpbrk(name, ", \t\r\n"))
+					return luaL_error(L,
+					                  "sieve.approve: approvers must be names "
+					                  "(strings without commas or spaces)");
+				lua_pop(L, 1);
+				if (i > 1)
+					luaL_addchar(&names, ',');
+				luaL_addlstring(&names, name, len);
+			}
+			luaL_pushresult(&names);
+		} else if (!lua_isnil(L, t)) {
+			return luaL_error(L, "sieve.approve: approvers must be a name or a list");
+		}
 	}
+	int list = lua_gettop(L);
 	verdict(L, "approve");
 	lua_pushstring(L, reason);
 	lua_setfield(L, -2, "message");
 	lua_pushinteger(L, ttl);
 	lua_setfield(L, -2, "ttl");
+	if (have_names) {
+		lua_pushvalue(L, list);
+		lua_setfield(L, -2, "approvers");
+	}
 	return 1;
 }
 
@@ -576,7 +618,7 @@ bool lua_vm_has_phase(struct lua_vm *vm, int script, const char *phase)
 struct lua_verdict_info lua_vm_take_verdict(struct lua_vm *vm)
 {
 	lua_State *L = vm->L;
-	struct lua_verdict_info v = {LUA_VERDICT_NONE, NULL, NULL, NULL, 0};
+	struct lua_verdict_info v = {LUA_VERDICT_NONE, NULL, NULL, NULL, 0, NULL};
 	vm->current = -1;
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
@@ -604,7 +646,9 @@ struct lua_verdict_info lua_vm_take_verdict(struct lua_vm *vm)
 		v.sql = lua_tostring(L, -1);
 		lua_getfield(L, -4, "ttl");
 		v.ttl = (long)lua_tointeger(L, -1);
-		lua_pop(L, 4);
+		lua_getfield(L, -5, "approvers");
+		v.approvers = lua_tostring(L, -1);
+		lua_pop(L, 5);
 	}
 	/* Keep the table reachable while the caller reads its strings. */
 	lua_setfield(L, LUA_REGISTRYINDEX, "__sieve_last_verdict");

@@ -4,6 +4,7 @@
  * combine; see policy.h.
  */
 #include "policy.h"
+#include "approvals.h"
 #include "client.h"
 #include "config.h"
 #include "log.h"
@@ -232,6 +233,9 @@ void policy_result_clear(struct policy_result *r)
 	FREE_AND_NULL(r->sql);
 	FREE_AND_NULL(r->message);
 	FREE_AND_NULL(r->script);
+	FREE_AND_NULL(r->fingerprint);
+	FREE_AND_NULL(r->approvers);
+	r->ttl = 0;
 	r->decision = POLICY_PASS;
 }
 
@@ -520,6 +524,32 @@ static void remember(int s, uint8_t variant, const struct client *c, const struc
 	verdict_cache_put(verdicts, s, variant, c->user, c->dbname, key, len, &cv);
 }
 
+/* The statement's fingerprint (libpg_query's), computed when the analysis left it out. */
+static char *statement_fingerprint(const struct sqlinfo_stmt *st)
+{
+	if (st->fingerprint)
+		return xstrdup(st->fingerprint);
+	PgQueryFingerprintResult fp = pg_query_fingerprint(st->sql ? st->sql : "");
+	char *s = xstrdup(!fp.error && fp.fingerprint_str ? fp.fingerprint_str : "");
+	pg_query_free_fingerprint_result(fp);
+	return s;
+}
+
+/* A just-in-time grant (APPROVE ... FOR) lets this statement through without a person. */
+static bool approval_granted(struct client *c, const struct sqlinfo_stmt *st, const char *script)
+{
+	char *fingerprint = statement_fingerprint(st);
+	uint64_t grant = 0;
+	bool ok =
+	    approvals_grant_use(c->dbname, c->user, c->identity ? c->identity->identity : NULL,
+	                        c->id, c->addr_str, fingerprint, &grant);
+	if (ok)
+		cl_log(LOG_LVL_LOG, c, "policy: %s asks for approval, grant %llu covers it", script,
+		       (unsigned long long)grant);
+	free(fingerprint);
+	return ok;
+}
+
 /*
  * One statement through every script. A rewrite leaves its text in *sql
  * (malloc'd; it is analysed again). False when it is denied (*out says why).
@@ -549,8 +579,12 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 		struct lua_verdict_info v;
 		if (cached) {
 			stats[s].cached++;
-			v = (struct lua_verdict_info){cached->verdict, cached->message,
-			                              cached->sqlstate, cached->sql, 0};
+			v = (struct lua_verdict_info){cached->verdict,
+			                              cached->message,
+			                              cached->sqlstate,
+			                              cached->sql,
+			                              0,
+			                              NULL};
 		} else {
 			if (!lua_vm_push_phase(vm, s, "statement"))
 				continue;
@@ -588,13 +622,22 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 			denied = true;
 			break;
 		case LUA_VERDICT_APPROVE:
-			/* Holding a statement for a person comes with approvals; until then, no. */
+			if (c->approval_passed)
+				break; /* a person said yes to this very message */
+			if (approval_granted(c, st, script))
+				break;
 			cl_log(LOG_LVL_LOG, c, "policy: %s asks for approval: %s", script,
-			       v.message);
-			deny(out, "42501",
-			     "statement needs approval (%s), which this pgsieve cannot hold",
-			     v.message);
-			denied = true;
+			       v.message ? v.message : "");
+			/* The first request is the one held; later scripts may still deny. */
+			if (!out->fingerprint) {
+				out->fingerprint = statement_fingerprint(st);
+				free(out->script);
+				out->script = xstrdup(script);
+				free(out->message);
+				out->message = xstrdup(v.message ? v.message : "");
+				out->approvers = v.approvers ? xstrdup(v.approvers) : NULL;
+				out->ttl = v.ttl;
+			}
 			break;
 		case LUA_VERDICT_REWRITE: {
 			if (++rewrites > MAX_REWRITES) {
@@ -718,11 +761,19 @@ void policy_check(struct client *c, const char *sql, size_t len, bool extended,
 		free(texts);
 	}
 	sqlinfo_free(info);
+	/* Any approval holds the message, unless something in it is denied anyway. */
+	if (out->fingerprint && out->decision != POLICY_DENIED) {
+		free(out->sql);
+		out->sql = NULL;
+		out->decision = POLICY_APPROVE;
+	}
 done:
 	if (out->decision != POLICY_PASS && observing()) {
 		cl_log(LOG_LVL_LOG, c, "policy (observe): would %s: %s",
-		       out->decision == POLICY_DENIED ? "deny" : "rewrite",
-		       out->decision == POLICY_DENIED ? out->message : out->sql);
+		       out->decision == POLICY_DENIED    ? "deny"
+		       : out->decision == POLICY_APPROVE ? "hold for approval"
+		                                         : "rewrite",
+		       out->decision == POLICY_REWRITTEN ? out->sql : out->message);
 		policy_result_clear(out);
 	}
 }
@@ -831,7 +882,7 @@ void policy_bind(struct client *c, const struct checked_stmt *st, const struct b
 		const char *script = lua_vm_script_name(vm, s);
 		bool ran = lua_vm_call(vm, 3, &err);
 		stats[s].calls++;
-		struct lua_verdict_info v = {LUA_VERDICT_INVALID, NULL, NULL, NULL, 0};
+		struct lua_verdict_info v = {LUA_VERDICT_INVALID, NULL, NULL, NULL, 0, NULL};
 		if (ran)
 			v = lua_vm_take_verdict(vm);
 		if (v.verdict == LUA_VERDICT_DENY) {

@@ -8,6 +8,7 @@
  * (libevent signal events), never in signal context.
  */
 #include "pooler.h"
+#include "approvals.h"
 #include "auth.h"
 #include "cancel.h"
 #include "client.h"
@@ -424,6 +425,8 @@ void pooler_begin_shutdown(enum shutdown_mode mode)
 	shutdown_mode = mode;
 	if (!shutdown_started)
 		shutdown_started = now_usec();
+	/* Nobody could answer a held statement after this: its client hears so now. */
+	approvals_cancel_all("pgsieve is shutting down");
 	switch (mode) {
 	case SHUTDOWN_WAIT_CLIENTS:
 		log_info("shutdown requested: waiting for clients to disconnect");
@@ -574,6 +577,7 @@ bool pooler_init(char **err)
 	              cf->resolv_conf && *cf->resolv_conf ? cf->resolv_conf : NULL, err))
 		return false;
 	dns_set_zone_check_period(cf->dns_zone_check_period);
+	approvals_init(pooler_base);
 	if (!janitor_start(pooler_base)) {
 		*err = xstrdup("could not start the maintenance timer");
 		return false;
@@ -606,6 +610,7 @@ void pooler_cleanup(void)
 	pooler_close_listeners();
 	janitor_stop();
 	oidc_shutdown();
+	approvals_shutdown();
 	fetch_shutdown();
 	dns_shutdown();
 	for (size_t i = 0; i < ARRAY_SIZE(signal_events); i++)

@@ -11,6 +11,7 @@
  * suspend_timeout are closed, as PgBouncer does.
  */
 #include "takeover.h"
+#include "approvals.h"
 #include "client.h"
 #include "config.h"
 #include "log.h"
@@ -249,6 +250,8 @@ static void pause_server(struct server *s)
 
 void takeover_suspend(void)
 {
+	/* A held statement's approval lives in this process only: fail it while we can. */
+	approvals_cancel_all("pgsieve is restarting");
 	pooler_suspended = true;
 	suspend_started = now_usec();
 	pooler_set_accepting(false);

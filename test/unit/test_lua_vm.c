@@ -45,7 +45,7 @@ static struct lua_vm *vm_with(const char *script_text, char **err)
 /* Calls the script's phase "statement" with one string argument. */
 static struct lua_verdict_info call(struct lua_vm *vm, const char *arg, char **err)
 {
-	struct lua_verdict_info none = {LUA_VERDICT_INVALID, NULL, NULL, NULL, 0};
+	struct lua_verdict_info none = {LUA_VERDICT_INVALID, NULL, NULL, NULL, 0, NULL};
 	if (!lua_vm_push_phase(vm, 0, "statement"))
 		return none;
 	lua_pushstring(lua_vm_state(vm), arg);
