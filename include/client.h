@@ -82,6 +82,8 @@ struct client {
 	bool mask_refusing; /* a result was refused: its messages are dropped up to ReadyForQuery */
 	/* ... while more statements of its pipeline run: the connection must end (server.c) */
 	bool mask_abort;
+	/* linked to read the masking catalog before a check; nothing sent since */
+	bool linked_for_check;
 	uint32_t mask_skip;     /* bytes of a dropped server message still to come */
 	char *masked_columns;   /* of the current request, for its audit record */
 	uint64_t masked_values; /* of the current request */

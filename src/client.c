@@ -687,6 +687,12 @@ static bool hold_for_approval(struct client *c, const char *sql, size_t sql_len,
 	c->approval_id = id;
 	cl_log(LOG_LVL_LOG, c, "statement held for approval %llu: %s", (unsigned long long)id,
 	       r->message ? r->message : "");
+	/* A server linked only for the check (strict masking reading the catalog) goes
+	 * back: outside a transaction a hold keeps none. */
+	struct server *s = c->server;
+	if (s && c->linked_for_check && pool_mode_of(c->pool) != POOL_MODE_SESSION &&
+	    s->tx_status == 'I' && s->expect_ready == 0 && s->task == TASK_NONE)
+		pool_release_server(s);
 	char *notice = xasprintf("statement held for approval %llu: %s (waiting up to %lld s for "
 	                         "APPROVE %llu or DENY %llu in the admin console)",
 	                         (unsigned long long)id, r->message ? r->message : "",
@@ -1006,6 +1012,7 @@ static bool client_process(struct client *c)
 		    masking_catalog_unread(c->pool->db)) {
 			/* Strict masking reads the catalog (partitions, views) to check the
 			 * statement: linking a server reads it first, then this comes again. */
+			c->linked_for_check = true;
 			switch (pool_request_server(c)) {
 			case LINK_NOW:
 				break;
@@ -1056,6 +1063,7 @@ static bool client_process(struct client *c)
 			s->catalog_ahead = true;
 		}
 		c->policy_checked = false; /* this message is on its way now */
+		c->linked_for_check = false;
 		if (!c->xact_start)
 			c->xact_start = now_usec();
 		switch (type) {

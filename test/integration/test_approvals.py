@@ -488,6 +488,28 @@ def test_outside_a_transaction_the_held_client_has_no_server(pooler, tmp_path, t
     assert fut.result(timeout=10) == 1
 
 
+def test_first_statement_with_strict_masking_holds_no_server(pooler, tmp_path, table,
+                                                            pool_exec, conns):
+    # Strict masking links a server to read the catalog before it checks a
+    # database's first statement; a hold gives that server back.
+    mask = tmp_path / "mask.lua"
+    mask.write_text("return { init = function() "
+                    "sieve.mask_column('public.nosuch.secret', sieve.mask.redact) end }")
+    opts = tmp_path / "approval.options.lua"
+    opts.write_text('return { rules = { { kinds = { "delete" }, reason = "deletes" } } }\n')
+    p = approvals_pooler(pooler, tmp_path, settings={
+        "policy_scripts": f"{PLUGIN}:{opts},{mask}"})
+    adm = console(p)
+    conns.append(adm)
+    c = client_conn(p)
+    conns.append(c)
+    fut = pool_exec.submit(lambda: c.execute(f"delete from {table}").rowcount)
+    pending(adm)
+    assert pool_row(adm)["sv_active"] == 0
+    run(adm, f"APPROVE {show(adm, 'APPROVALS')[0]['id']}")
+    assert fut.result(timeout=10) == 0
+
+
 def test_inside_a_transaction_the_server_stays_linked(pooler, tmp_path, table, pool_exec,
                                                       conns):
     p = approvals_pooler(pooler, tmp_path)
