@@ -283,6 +283,7 @@ struct config {
 	usec_t approval_timeout;    /* how long a statement waits for a person */
 	char *approval_users;       /* who may SHOW, APPROVE and DENY approvals only */
 	char *approval_webhook_url; /* NULL: none */
+	char *approval_webhook_ca_file; /* NULL: the system's CAs */
 
 	/* The policy pipeline (pgsieve's own). */
 	char *policy_scripts; /* "path[:options], ..." in order; NULL = no policy */

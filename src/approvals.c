@@ -190,6 +190,7 @@ static void webhook_pump(void)
 		    .body_len = strlen(d->body),
 		    .timeout = WEBHOOK_TIMEOUT,
 		    .max_size = 64 * 1024,
+		    .ca_file = cf->approval_webhook_ca_file,
 		};
 		char *err = NULL;
 		d->fetch = fetch_start(&req, on_delivered, d, &err);

@@ -101,6 +101,7 @@ static const struct setting settings[] = {
     {"approval_timeout", ST_TIME, FIELD(approval_timeout), "300", 0, USEC_PER_SEC,
      7 * 86400 * USEC_PER_SEC, NULL},
     STR("approval_users", FIELD(approval_users), "", 0),
+    STR("approval_webhook_ca_file", FIELD(approval_webhook_ca_file), "", SF_EMPTY_NULL),
     STR("approval_webhook_url", FIELD(approval_webhook_url), "", SF_EMPTY_NULL),
     STR("audit_file", FIELD(audit_file), "", SF_EMPTY_NULL),
     CHOICE("audit_query_text", FIELD(audit_query_text), "normalized", 0, "full|normalized|none"),

@@ -309,3 +309,21 @@ def proc_rss_kb(pid):
     except OSError:
         return None
     return None
+
+
+def loopback_tls_certs(d):
+    """A throwaway CA and a server certificate for 127.0.0.1 under directory d:
+    (ca, cert, key) paths."""
+    import subprocess
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*a):
+        subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test ca")
+    run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "srv.crt", "-days", "2", "-extfile", "ext.cnf")
+    return str(d / "ca.crt"), str(d / "srv.crt"), str(d / "srv.key")

@@ -726,6 +726,43 @@ def test_webhook_announces_each_request_and_retries(pooler, tmp_path, table, poo
     assert len(Hook.bodies) == 2     # one success ends it
 
 
+def test_webhook_over_https_with_its_own_ca(pooler, tmp_path, table, pool_exec, conns,
+                                           hook_server):
+    import ssl
+    from helpers import loopback_tls_certs
+    ca, crt, key = loopback_tls_certs(tmp_path / "tls")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(crt, key)
+    hook_server.socket = ctx.wrap_socket(hook_server.socket, server_side=True)
+    url = f"https://127.0.0.1:{hook_server.server_address[1]}/approvals"
+    Hook.statuses = []
+    p = approvals_pooler(pooler, tmp_path, settings={"approval_webhook_url": url,
+                                                     "approval_webhook_ca_file": ca})
+    c = client_conn(p)
+    conns.append(c)
+    adm = console(p)
+    conns.append(adm)
+    fut = pool_exec.submit(c.execute, f"delete from {table} where v = 7")
+    [row] = pending(adm)
+    wait_for(lambda: len(Hook.bodies) >= 1, 10, what="the webhook over HTTPS")
+    assert Hook.bodies[0][1]["id"] == int(row["id"])
+    run(adm, f"APPROVE {row['id']}")
+    fut.result(timeout=10)
+    # Without the CA the certificate is not trusted: nothing arrives, the hold goes on.
+    Hook.bodies = []
+    p2 = approvals_pooler(pooler, tmp_path, settings={"approval_webhook_url": url})
+    c2 = client_conn(p2)
+    conns.append(c2)
+    adm2 = console(p2)
+    conns.append(adm2)
+    fut = pool_exec.submit(c2.execute, f"delete from {table} where v = 8")
+    [row] = pending(adm2)
+    wait_for(lambda: "certificate" in p2.log(), 10, what="the refused certificate logged")
+    assert Hook.bodies == []
+    run(adm2, f"APPROVE {row['id']}")
+    fut.result(timeout=10)
+
+
 def test_unreachable_webhook_never_delays_the_hold(pooler, tmp_path, table, pool_exec, conns):
     # A port nothing listens on (connection refused), retried in the background.
     from helpers import free_port

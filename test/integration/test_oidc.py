@@ -381,18 +381,9 @@ class JwksServer:
     def __init__(self, tmp_path):
         self.body = b'{"keys": []}'
         self.hits = 0
+        from helpers import loopback_tls_certs
         d = tmp_path / "https"
-        d.mkdir()
-        run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True,  # noqa: E731
-                                        capture_output=True, timeout=60)
-        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test ca")
-        run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
-        (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-        run("x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "srv.crt", "-days", "2", "-extfile", "ext.cnf")
-        self.ca = str(d / "ca.crt")
+        self.ca, crt, key = loopback_tls_certs(d)
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -409,7 +400,7 @@ class JwksServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(d / "srv.crt"), str(d / "srv.key"))
+        ctx.load_cert_chain(crt, key)
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/jwks"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
