@@ -438,7 +438,8 @@ void masking_catalog_end(struct pool_db *db, bool ok)
 	cat->cap = cat->next_cap;
 	cat->next = NULL;
 	cat->next_n = cat->next_cap = 0;
-	qsort(cat->cols, cat->n, sizeof(*cat->cols), column_cmp);
+	if (cat->n)
+		qsort(cat->cols, cat->n, sizeof(*cat->cols), column_cmp);
 	/* A column named both as itself and through an ancestor: one entry, all rules. */
 	size_t kept = 0;
 	for (size_t i = 0; i < cat->n; i++) {
