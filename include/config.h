@@ -279,10 +279,10 @@ struct config {
 	usec_t policy_catalog_refresh;
 
 	/* Approvals (pgsieve's own). */
-	int approval_max_pending;   /* statements held at once, at most */
-	usec_t approval_timeout;    /* how long a statement waits for a person */
-	char *approval_users;       /* who may SHOW, APPROVE and DENY approvals only */
-	char *approval_webhook_url; /* NULL: none */
+	int approval_max_pending;       /* statements held at once, at most */
+	usec_t approval_timeout;        /* how long a statement waits for a person */
+	char *approval_users;           /* who may SHOW, APPROVE and DENY approvals only */
+	char *approval_webhook_url;     /* NULL: none */
 	char *approval_webhook_ca_file; /* NULL: the system's CAs */
 
 	/* The policy pipeline (pgsieve's own). */

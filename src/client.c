@@ -901,6 +901,12 @@ static bool token_expired(const struct client *c)
 	return (int64_t)time(NULL) > (int64_t)c->identity->exp + cf->oidc_leeway / USEC_PER_SEC;
 }
 
+/* A server for c: true when linked now; false when c waits for one, or is gone. */
+static bool request_server(struct client *c)
+{
+	return pool_request_server(c) == LINK_NOW && c->state != CL_CLOSED;
+}
+
 static bool client_process(struct client *c)
 {
 	struct evbuffer *in = c->sb.in;
@@ -1013,14 +1019,8 @@ static bool client_process(struct client *c)
 			/* Strict masking reads the catalog (partitions, views) to check the
 			 * statement: linking a server reads it first, then this comes again. */
 			c->linked_for_check = true;
-			switch (pool_request_server(c)) {
-			case LINK_NOW:
-				break;
-			case LINK_LATER:
-				return true;
-			}
-			if (c->state == CL_CLOSED)
-				return false;
+			if (!request_server(c))
+				return c->state != CL_CLOSED;
 		}
 		if (checking) {
 			if (type == 'B')
@@ -1043,16 +1043,8 @@ static bool client_process(struct client *c)
 				continue;
 			}
 		}
-		if (!c->server) {
-			switch (pool_request_server(c)) {
-			case LINK_NOW:
-				break;
-			case LINK_LATER:
-				return true;
-			}
-			if (c->state == CL_CLOSED)
-				return false;
-		}
+		if (!c->server && !request_server(c))
+			return c->state != CL_CLOSED;
 		struct server *s = c->server;
 		if ((type == 'Q' || type == 'P') && s->task == TASK_NONE && s->expect_ready == 0 &&
 		    masking_catalog_needed(c->pool->db)) {

@@ -144,7 +144,11 @@ class RawConn:
                 chunk = b""
             if not chunk:
                 raise ConnectionClosed(f"EOF after {len(self.buf)} buffered bytes")
+            self.on_chunk(chunk)
             self.buf += chunk
+
+    def on_chunk(self, chunk):
+        """Every chunk read from the socket, for subclasses that keep them."""
 
     def read_byte(self, timeout=None):
         self._fill(1, timeout or self.timeout)

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import Pooler, default_auth_users
-from helpers import RawConn, ConnectionClosed, message, parse_error_fields, query_message
+from helpers import RawConn, message, parse_error_fields, query_message
 
 
 # ------------------------------------------------------------------ detector
@@ -75,24 +75,11 @@ class RecordingConn(RawConn):
     """RawConn that keeps every byte it received from the pooler."""
 
     def __init__(self, *a, **kw):
-        super().__init__(*a, **kw)
         self.received = bytearray()
+        super().__init__(*a, **kw)
 
-    def _fill(self, n, timeout):
-        deadline = time.monotonic() + timeout
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout(f"timed out reading {n} bytes (have {len(self.buf)})")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                raise ConnectionClosed(f"EOF after {len(self.buf)} buffered bytes")
-            self.received += chunk
-            self.buf += chunk
+    def on_chunk(self, chunk):
+        self.received += chunk
 
     def drain(self, timeout=0.2):
         """Records whatever else arrives within timeout (late notices or
