@@ -235,16 +235,22 @@ static void enqueue(json_t *obj)
 	pthread_mutex_unlock(&q.lock);
 }
 
-/* The fields every record has: when, what, and whose session. */
-static json_t *record(const char *event, const struct client *c)
+/* Now, as a record's "time": UTC, milliseconds. */
+static void timestamp(char when[40])
 {
-	char when[40];
 	usec_t now = wall_usec();
 	time_t secs = (time_t)(now / USEC_PER_SEC);
 	struct tm tm;
 	gmtime_r(&secs, &tm);
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(now % USEC_PER_SEC / 1000));
+	size_t n = strftime(when, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, 40 - n, ".%03dZ", (int)(now % USEC_PER_SEC / 1000));
+}
+
+/* The fields every record has: when, what, and whose session. */
+static json_t *record(const char *event, const struct client *c)
+{
+	char when[40];
+	timestamp(when);
 	int app = varcache_index("application_name");
 	const char *name = app >= 0 ? varcache_get(&c->vars, app) : NULL;
 	json_t *r =
@@ -398,12 +404,7 @@ void audit_approval(const struct audit_approval *a)
 	if (!enabled)
 		return;
 	char when[40];
-	usec_t now = wall_usec();
-	time_t secs = (time_t)(now / USEC_PER_SEC);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	size_t n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + n, sizeof(when) - n, ".%03dZ", (int)(now % USEC_PER_SEC / 1000));
+	timestamp(when);
 	json_t *r = json_pack("{s:s, s:s, s:I}", "time", when, "event", a->event, "approval",
 	                      (json_int_t)a->approval_id);
 	if (!r)
