@@ -105,8 +105,9 @@ char *policy_raise_sql(const char *sqlstate, const char *message);
 /* SHOW POLICIES: the loaded scripts and what their statement phase did. */
 struct policy_script_stats {
 	uint64_t calls, denials, rewrites, errors;
-	uint64_t cached; /* verdicts taken from the verdict cache, no call into Lua */
-	uint64_t usec;   /* time spent in the phase */
+	uint64_t approvals; /* statements it asked a person about (not those a grant let by) */
+	uint64_t cached;    /* verdicts taken from the verdict cache, no call into Lua */
+	uint64_t usec;      /* time spent in the phase */
 };
 int policy_script_count(void);
 const char *policy_script_name(int script);

@@ -1270,11 +1270,12 @@ static void show_audit(struct client *c)
 /* pgsieve's own: one row per loaded script, then the Lua state and analysis cache. */
 static void show_policies(struct client *c)
 {
-	static const char *const names[] = {"script", "calls",  "cached", "denials", "rewrites",
-	                                    "errors", "avg_us", "mode",   "masks",   "masked"};
-	static const uint32_t types[] = {T, I, I, I, I, I, I, T, I, I};
+	static const char *const names[] = {"script",   "calls",  "cached",   "denials",
+	                                    "rewrites", "errors", "avg_us",   "mode",
+	                                    "masks",    "masked", "approvals"};
+	static const uint32_t types[] = {T, I, I, I, I, I, I, T, I, I, I};
 	struct result r;
-	result_begin(&r, 10, names, types);
+	result_begin(&r, 11, names, types);
 	for (int i = 0; i < policy_script_count(); i++) {
 		const struct policy_script_stats *st = policy_script_stats(i);
 		uint64_t masks, masked;
@@ -1284,7 +1285,8 @@ static void show_policies(struct client *c)
 		                   num((long long)st->cached), num((long long)st->denials),
 		                   num((long long)st->rewrites), num((long long)st->errors),
 		                   num(st->calls ? (long long)(st->usec / st->calls) : 0),
-		                   cf->policy_mode, num((long long)masks), num((long long)masked)});
+		                   cf->policy_mode, num((long long)masks), num((long long)masked),
+		                   num((long long)st->approvals)});
 	}
 	result_send(c, &r, "SHOW");
 }

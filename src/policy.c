@@ -626,6 +626,7 @@ static bool run_statement(struct client *c, char **sql, const struct sqlinfo_stm
 				break; /* a person said yes to this very message */
 			if (approval_granted(c, st, script))
 				break;
+			stats[s].approvals++;
 			cl_log(LOG_LVL_LOG, c, "policy: %s asks for approval: %s", script,
 			       v.message ? v.message : "");
 			/* The first request is the one held; later scripts may still deny. */

@@ -151,6 +151,8 @@ def test_held_delete_runs_once_approved(pooler, tmp_path, table, pool_exec, conn
     assert int(row2["id"]) > int(row["id"])
     run(adm, f"approve {row2['id']};")
     assert fut.result(timeout=10) == 1
+    # Two statements asked a person (the approved runs are not asked again).
+    assert show(adm, "POLICIES")[0]["approvals"] == 2
 
 
 def test_denied_statement_gets_42501_with_the_reason(pooler, tmp_path, table, pool_exec, conns):
