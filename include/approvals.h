@@ -139,7 +139,6 @@ bool approvals_revoke(uint64_t grant_id, const char *by);
 /* Every pending request, oldest first / every live grant, oldest first. */
 void approvals_foreach(void (*fn)(void *arg, const struct approval_info *a), void *arg);
 void approvals_foreach_grant(void (*fn)(void *arg, const struct approval_grant *g), void *arg);
-size_t approvals_pending_count(void);
 
 /* Shutdown, online restart: every pending request ends CANCELLED with this reason. */
 void approvals_cancel_all(const char *why);

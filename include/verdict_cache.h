@@ -46,7 +46,4 @@ void verdict_cache_put(struct verdict_cache *cache, int script, uint8_t variant,
                        const char *database, const char *key, size_t key_len,
                        const struct cached_verdict *v);
 
-uint64_t verdict_cache_hits(const struct verdict_cache *cache);
-size_t verdict_cache_entries(const struct verdict_cache *cache);
-
 #endif

@@ -531,11 +531,6 @@ void approvals_foreach_grant(void (*fn)(void *arg, const struct approval_grant *
 	}
 }
 
-size_t approvals_pending_count(void)
-{
-	return n_pending;
-}
-
 void approvals_cancel_all(const char *why)
 {
 	struct list_node *it;

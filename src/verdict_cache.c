@@ -20,7 +20,6 @@ struct verdict_cache {
 	struct entry **buckets;
 	size_t n_buckets, count, capacity;
 	struct entry *newest, *oldest;
-	uint64_t hits;
 };
 
 struct verdict_cache *verdict_cache_new(size_t capacity)
@@ -123,7 +122,6 @@ const struct cached_verdict *verdict_cache_get(struct verdict_cache *c, int scri
 		free(k);
 	if (!e)
 		return NULL;
-	c->hits++;
 	lru_unlink(c, e);
 	lru_push(c, e);
 	return &e->v;
@@ -161,14 +159,4 @@ void verdict_cache_put(struct verdict_cache *c, int script, uint8_t variant, con
 	c->count++;
 	if (k != buf)
 		free(k);
-}
-
-uint64_t verdict_cache_hits(const struct verdict_cache *c)
-{
-	return c ? c->hits : 0;
-}
-
-size_t verdict_cache_entries(const struct verdict_cache *c)
-{
-	return c ? c->count : 0;
 }
